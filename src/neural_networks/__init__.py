@@ -1,0 +1,22 @@
+"""neural_networks: a deep-learning library in plain NumPy.
+
+Every layer has an explicit forward and backward pass that agrees with PyTorch;
+images are NHWC, float32 by default.
+"""
+
+from . import activations, layers, losses, utils, weights
+from .errors import FormatError, ShapeError, UnknownNameError
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "activations",
+    "layers",
+    "losses",
+    "utils",
+    "weights",
+    "FormatError",
+    "ShapeError",
+    "UnknownNameError",
+    "__version__",
+]

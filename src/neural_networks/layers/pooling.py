@@ -1,0 +1,131 @@
+"""Max and average pooling over NHWC images."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+
+from ..errors import unknown_name
+from .base import Layer, as_pair, output_size, pad_spatial, resolve_pad
+
+POOL_MODES = ("max", "average")
+
+
+class Pool2D(Layer):
+    """2-D max or average pooling, each channel separately (PyTorch semantics).
+
+    Forward, with X̃ the padded input, s the stride and (i, j) the kernel offsets::
+
+        max:      Y[n, y, x, c] = max_{i, j}  X̃[n, s·y + i, s·x + j, c]     (X̃ padded with −inf)
+        average:  Y[n, y, x, c] = Σ_{i, j}    X̃[n, s·y + i, s·x + j, c] / (kh·kw)
+                                                               (X̃ padded with 0; padding counts)
+
+    Backward, given dL/dY::
+
+        max:      each window's gradient goes to its first maximum (row-major order)
+        average:  every cell of a window gets dL/dY / (kh·kw); overlapping windows add up
+
+    and the padded border is cropped, so dX has the input's shape.
+
+    Parameters
+    ----------
+    kernel_shape : int or (int, int)
+    mode : "max" or "average"
+    stride : int or (int, int), >= 1
+    pad : int, (int, int), "same" or "valid"; at most half the kernel, as PyTorch requires.
+
+    Shapes: X (N, H, W, C), Y (N, H', W', C) with H' = ⌊(H + 2p_h − kh)/s_h⌋ + 1.
+    No parameters.
+    """
+
+    type_name = "pool2d"
+
+    def __init__(self, kernel_shape, mode: str = "max", stride=1, pad=0) -> None:
+        super().__init__()
+        self.kernel_shape = as_pair(kernel_shape, "kernel_shape", "Pool2D")
+        self.stride = as_pair(stride, "stride", "Pool2D")
+        self.pad = resolve_pad(pad, self.kernel_shape, "Pool2D")
+        if any(p > k // 2 for p, k in zip(self.pad, self.kernel_shape)):
+            raise ValueError(
+                f"Pool2D: pad must be at most half the kernel {self.kernel_shape}, got {pad!r}"
+            )
+        if mode not in POOL_MODES:
+            raise unknown_name("Pool2D: mode", mode, POOL_MODES)
+        self.mode = mode
+        self.cache = OrderedDict(X_shape=[], Y_shape=[], argmax=[])
+
+    def forward(self, X: np.ndarray, retain_derived: bool = True) -> np.ndarray:
+        X = self._check_input(X, rank=4)
+        self.n_in = self.n_out = X.shape[3]
+        out_shape = self._output_hw(X.shape)
+        if self.mode == "max":
+            Y, argmax = self._max_forward(pad_spatial(X, self.pad, -np.inf), out_shape)
+        else:
+            Y, argmax = self._average_forward(pad_spatial(X, self.pad, 0.0), out_shape), None
+        if retain_derived:
+            self.cache["X_shape"], self.cache["argmax"], self.cache["Y_shape"] = X.shape, argmax, Y.shape
+        return Y
+
+    def backward(self, dLdY: np.ndarray) -> np.ndarray:
+        X_shape, Y_shape = self._require_cache("X_shape", "Y_shape")
+        dLdY = self._check_upstream(dLdY, Y_shape)
+        (ph, pw), (kh, kw) = self.pad, self.kernel_shape
+        n_samples, height, width, channels = X_shape
+        dX_pad = np.zeros((n_samples, height + 2 * ph, width + 2 * pw, channels), dtype=dLdY.dtype)
+        argmax = self.cache["argmax"]
+        share = dLdY / (kh * kw)
+        for k, (i, j) in enumerate(np.ndindex(kh, kw)):
+            contribution = np.where(argmax == k, dLdY, 0) if self.mode == "max" else share
+            self._window(dX_pad, i, j, Y_shape[1:3])[...] += contribution
+        return dX_pad[:, ph : ph + height, pw : pw + width, :]
+
+    def _max_forward(self, X_pad: np.ndarray, out_shape) -> tuple[np.ndarray, np.ndarray]:
+        """Running maximum over the kernel offsets, remembering the first offset attaining it."""
+        kh, kw = self.kernel_shape
+        best = self._window(X_pad, 0, 0, out_shape).copy()
+        argmax = np.zeros(best.shape, dtype=np.min_scalar_type(kh * kw - 1))
+        for k, (i, j) in enumerate(np.ndindex(kh, kw)):
+            if k == 0:
+                continue
+            candidate = self._window(X_pad, i, j, out_shape)
+            # Strictly greater keeps the first maximum; NaN wins so it propagates (as PyTorch).
+            better = (candidate > best) | np.isnan(candidate)
+            np.copyto(best, candidate, where=better)
+            np.copyto(argmax, k, where=better)
+        return best, argmax
+
+    def _average_forward(self, X_pad: np.ndarray, out_shape) -> np.ndarray:
+        kh, kw = self.kernel_shape
+        total = self._window(X_pad, 0, 0, out_shape).copy()
+        for k, (i, j) in enumerate(np.ndindex(kh, kw)):
+            if k:
+                total += self._window(X_pad, i, j, out_shape)
+        return total / (kh * kw)
+
+    def _window(self, X_pad: np.ndarray, i: int, j: int, out_shape) -> np.ndarray:
+        """View of the cells at kernel offset (i, j) of every window: (N, H', W', C)."""
+        (sh, sw), (out_height, out_width) = self.stride, out_shape
+        return X_pad[:, i : i + sh * (out_height - 1) + 1 : sh, j : j + sw * (out_width - 1) + 1 : sw, :]
+
+    def _output_hw(self, X_shape) -> tuple[int, int]:
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_shape, self.stride, self.pad
+        return (
+            output_size(X_shape[1], kh, ph, sh, self.name, "height"),
+            output_size(X_shape[2], kw, pw, sw, self.name, "width"),
+        )
+
+    def output_shape(self, input_shape):
+        return self._output_hw((None,) + tuple(input_shape)) + (input_shape[-1],)
+
+    def get_config(self) -> dict:
+        return {
+            "type": self.type_name,
+            "kernel_shape": list(self.kernel_shape),
+            "mode": self.mode,
+            "stride": list(self.stride),
+            "pad": list(self.pad),
+        }
+
+    def _expected_input(self) -> str:
+        return "(batch, height, width, channels)"
