@@ -5,7 +5,9 @@ images are NHWC, float32 by default.
 """
 
 from . import activations, layers, losses, utils, weights
-from .errors import FormatError, ShapeError, UnknownNameError
+from .errors import FormatError, ShapeError, TrainingDivergedError, UnknownNameError
+from .models import NeuralNetwork
+from .serialization import load_model as load
 
 __version__ = "0.1.0"
 
@@ -15,7 +17,10 @@ __all__ = [
     "losses",
     "utils",
     "weights",
+    "NeuralNetwork",
+    "load",
     "FormatError",
+    "TrainingDivergedError",
     "ShapeError",
     "UnknownNameError",
     "__version__",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -110,6 +111,8 @@ class NeuralNetwork:
         self.rng = np.random.default_rng(self._spawn_seed()) if seed is not None else np.random.default_rng()
         self.input_shape = None
         self.history: History | None = None
+        #: what a user needs to apply the model to raw data: class names, standardisation, ...
+        self.metadata: dict = {}
         self.stop_training = False
         self._name_layers()
         if input_shape is not None:
@@ -420,6 +423,21 @@ class NeuralNetwork:
                           f"Loss: {self.loss.name}   Optimizer: {type(self.optimizer).__name__}"])
         print_fn(text)
         return text
+
+    # -- persistence --------------------------------------------------------------------------
+    def save(self, path) -> Path:
+        """Save architecture, metadata and parameters to one .npz file, atomically
+        (see ``neural_networks.serialization`` for the format)."""
+        from .serialization import save_model
+
+        return save_model(self, path)
+
+    @staticmethod
+    def load(path) -> "NeuralNetwork":
+        """Load a model written by ``save``; never executes code from the file."""
+        from .serialization import load_model
+
+        return load_model(path)
 
     def count_parameters(self) -> int:
         return int(sum(p.size for p in self.named_parameters().values()))

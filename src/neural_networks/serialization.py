@@ -1,0 +1,191 @@
+"""Saving and loading models and checkpoints, safely.
+
+File format: one NumPy ``.npz`` archive (a zip of ``.npy`` arrays), read with
+``allow_pickle=False`` so loading never executes code. It holds
+
+* ``__header__``: UTF-8 JSON as a uint8 array: ``{"format": "neural_networks",
+  "version": 1, "kind": "model" | "checkpoint", "architecture": {...layers, loss,
+  dtype, input_shape, optimizer}, "metadata": {...class names, standardisation},
+  "parameters": [names], "checkpoint": {...} or null}``;
+* ``param:<layer>.<key>``: every parameter array, in the model's dtype;
+* for checkpoints, ``optimizer:<param>:<key>`` and ``callback:<i>:<key>`` state arrays.
+
+Writes are atomic: a temporary file in the same folder is written, flushed and
+fsynced, then renamed over the target, so a crash leaves the previous file intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from .errors import FormatError
+
+FORMAT_NAME = "neural_networks"
+FORMAT_VERSION = 1
+HEADER_KEY = "__header__"
+_NUMERIC_KINDS = "biuf"
+
+
+# -- archives --------------------------------------------------------------------------------
+def write_archive(path, header: dict, arrays: dict[str, np.ndarray]) -> Path:
+    """Atomically write a header and named arrays to ``path`` (an .npz file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {HEADER_KEY: np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)}
+    payload |= {name: np.asarray(array) for name, array in arrays.items()}
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            np.savez(handle, **payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    _fsync_directory(path.parent)
+    return path
+
+
+def _fsync_directory(folder: Path) -> None:
+    """Make the rename itself durable (where the platform allows opening folders)."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+def read_archive(path) -> tuple[dict, dict[str, np.ndarray]]:
+    """Read and check a file written by ``write_archive``; any problem is a FormatError."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no model file at {str(path)!r}")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            if not isinstance(archive, np.lib.npyio.NpzFile):
+                raise FormatError(f"{path}: not a neural_networks model file (a bare .npy array)")
+            arrays = {name: archive[name] for name in archive.files}
+    except FormatError:
+        raise
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zipfile.LargeZipFile,
+            NotImplementedError, RuntimeError, UnicodeDecodeError, MemoryError, OverflowError) as error:
+        raise FormatError(f"{path}: not a readable neural_networks model file ({error})") from None
+    header = _parse_header(path, arrays.pop(HEADER_KEY, None))
+    for name, array in arrays.items():
+        if array.dtype.kind not in _NUMERIC_KINDS:
+            raise FormatError(f"{path}: array {name!r} has non-numeric dtype {array.dtype}")
+    return header, arrays
+
+
+def _parse_header(path: Path, raw) -> dict:
+    if raw is None or raw.dtype != np.uint8 or raw.ndim != 1:
+        raise FormatError(f"{path}: not a neural_networks model file (no header)")
+    try:
+        header = json.loads(raw.tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise FormatError(f"{path}: corrupted header ({error})") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
+        raise FormatError(f"{path}: not a neural_networks model file")
+    version = header.get("version")
+    if not isinstance(version, int) or version < 1:
+        raise FormatError(f"{path}: invalid format version {version!r}")
+    if version > FORMAT_VERSION:
+        raise FormatError(
+            f"{path}: written by a newer neural_networks (format version {version}; this "
+            f"version reads up to {FORMAT_VERSION}); upgrade the library to load it"
+        )
+    if not isinstance(header.get("architecture"), dict):
+        raise FormatError(f"{path}: header has no architecture")
+    return header
+
+
+# -- models ------------------------------------------------------------------------------------
+def model_header(model, kind: str = "model", checkpoint: dict | None = None) -> dict:
+    return {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "kind": kind,
+        "architecture": model.get_config(),
+        "metadata": _jsonable(model.metadata),
+        "parameters": list(model.named_parameters()),
+        "checkpoint": checkpoint,
+    }
+
+
+def save_model(model, path) -> Path:
+    """Write the model's architecture, metadata and parameters to ``path`` atomically."""
+    if not model.built:
+        raise ValueError("save: the model has no parameters yet; fit it or call build(input_shape) first")
+    arrays = {f"param:{name}": array for name, array in model.named_parameters().items()}
+    return write_archive(path, model_header(model), arrays)
+
+
+def load_model(path):
+    """Load a model saved by ``save_model`` (or a checkpoint's model part)."""
+    header, arrays = read_archive(path)
+    return model_from_archive(Path(path), header, arrays)
+
+
+def model_from_archive(path: Path, header: dict, arrays: dict):
+    """Rebuild a model from a checked archive and copy its parameters in."""
+    from .layers import layer_from_config
+    from .models import NeuralNetwork
+    from .optimizers import optimizer_from_config
+
+    architecture = header["architecture"]
+    try:
+        layers = [layer_from_config(config) for config in architecture["layers"]]
+        optimizer = optimizer_from_config(architecture["optimizer"])
+        model = NeuralNetwork(layers, loss=architecture["loss"], optimizer=optimizer,
+                              dtype=architecture["dtype"], seed=0)
+        model.seed = architecture.get("seed")
+        model.build(tuple(architecture["input_shape"]))
+    except FormatError:
+        raise
+    except (KeyError, TypeError, ValueError, NotImplementedError) as error:
+        raise FormatError(f"{path}: the architecture cannot be rebuilt ({error})") from None
+    _copy_parameters(path, model, arrays)
+    model.metadata = dict(header.get("metadata") or {})
+    return model
+
+
+def _copy_parameters(path: Path, model, arrays: dict) -> None:
+    expected = model.named_parameters()
+    stored = {name[len("param:"):] for name in arrays if name.startswith("param:")}
+    if stored != set(expected):
+        missing, extra = sorted(set(expected) - stored), sorted(stored - set(expected))
+        raise FormatError(f"{path}: parameters do not match the architecture "
+                          f"(missing {missing}, unexpected {extra})")
+    for name, target in expected.items():
+        array = arrays[f"param:{name}"]
+        if array.shape != target.shape or array.dtype.kind != "f":
+            raise FormatError(f"{path}: parameter {name} has shape {array.shape} and dtype "
+                              f"{array.dtype}; the architecture needs {target.shape} floats")
+        if not np.all(np.isfinite(array)):
+            raise FormatError(f"{path}: parameter {name} contains nan or inf")
+        target[...] = array
+
+
+def _jsonable(value):
+    """Metadata as plain JSON values (arrays become lists)."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
