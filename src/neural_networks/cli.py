@@ -54,6 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--runs-dir", dest="runs_dir", help="where run folders go (default: runs)")
     train.add_argument("--config", type=Path, help="TOML file with the same keys (flags win)")
     train.add_argument("--verbose", type=int, choices=(0, 1, 2))
+    train.add_argument("--resume", type=Path, metavar="RUN_DIR",
+                       help="continue an interrupted run from RUN_DIR/last.npz")
 
     evaluate = commands.add_parser("evaluate", help="evaluate a saved model on a dataset's test split")
     evaluate.add_argument("model", type=Path, help="a run folder or a model .npz file")
@@ -77,6 +79,26 @@ def _train_settings(args: argparse.Namespace) -> dict:
             raise CommandError(f"--{key.replace('_', '-')} must be an integer >= 1, got {settings[key]!r}")
     if not isinstance(settings["lr"], (int, float)) or not settings["lr"] > 0:
         raise CommandError(f"--lr must be a number > 0, got {settings['lr']!r}")
+    return settings
+
+
+def _resumed_settings(args: argparse.Namespace, checkpoint: Path) -> dict:
+    """The settings a run was started with (from its checkpoint); only --epochs (the new
+    total) and --verbose may change."""
+    from .serialization import read_archive
+
+    if not checkpoint.is_file():
+        raise CommandError(f"--resume: no checkpoint at {str(checkpoint)!r} (expected a run folder)")
+    header, _ = read_archive(checkpoint)
+    settings = (header.get("metadata") or {}).get("train_settings")
+    if not isinstance(settings, dict):
+        raise CommandError(f"--resume: {checkpoint} was not written by 'neural-networks train'")
+    changed = [k for k, v in vars(args).items()
+               if k in TRAIN_DEFAULTS and k not in ("epochs", "verbose") and v is not None and v != settings.get(k)]
+    if changed:
+        raise CommandError(f"--resume continues a run with its own settings; cannot change {changed}")
+    settings = dict(TRAIN_DEFAULTS) | settings
+    settings |= {k: getattr(args, k) for k in ("epochs", "verbose") if getattr(args, k) is not None}
     return settings
 
 
@@ -114,6 +136,7 @@ def _build_model(settings: dict, splits):
     model = NeuralNetwork(layers, loss="cross_entropy", optimizer=optimizer, seed=settings["seed"])
     model.build(splits.input_shape)
     model.metadata = {
+        "train_settings": settings,
         "dataset": splits.name,
         "dataset_seed": settings["seed"],
         "class_names": list(splits.class_names),
@@ -127,20 +150,31 @@ def command_train(args: argparse.Namespace) -> int:
     from .callbacks import JSONLogger, ModelCheckpoint, write_json_atomic
     from .datasets import load_dataset
 
-    settings = _train_settings(args)
+    if args.resume is not None:
+        run_dir, resume_from = args.resume, args.resume / "last.npz"
+        settings = _resumed_settings(args, resume_from)
+    else:
+        settings = _train_settings(args)
     splits = load_dataset(settings["dataset"], seed=settings["seed"], data_dir=settings["data_dir"])
     model = _build_model(settings, splits)
-    run_dir = _new_run_dir(settings["runs_dir"])
+    if args.resume is None:
+        run_dir, resume_from = _new_run_dir(settings["runs_dir"]), None
     print(f"Training {settings['model']} on {splits.name} ({len(splits.X_train)} train, "
           f"{len(splits.X_val)} validation, {len(splits.X_test)} test) → {run_dir}")
-    if settings["verbose"]:
+    if settings["verbose"] and resume_from is None:
         model.summary()
     started = time.perf_counter()
-    history = model.fit(
-        splits.X_train, splits.y_train, epochs=settings["epochs"], batch_size=settings["batch_size"],
-        validation_data=(splits.X_val, splits.y_val), verbose=settings["verbose"],
-        callbacks=[ModelCheckpoint(run_dir / "best.npz"), JSONLogger(run_dir / "history.json")],
-    )
+    try:
+        history = model.fit(
+            splits.X_train, splits.y_train, epochs=settings["epochs"],
+            batch_size=settings["batch_size"], validation_data=(splits.X_val, splits.y_val),
+            verbose=settings["verbose"], checkpoint=run_dir / "last.npz", resume=resume_from,
+            callbacks=[ModelCheckpoint(run_dir / "best.npz"), JSONLogger(run_dir / "history.json")],
+        )
+    except KeyboardInterrupt:
+        print(f"\nInterrupted. {run_dir / 'last.npz'} holds the last completed epoch; continue "
+              f"with:\n  neural-networks train --resume {run_dir}", file=sys.stderr)
+        return 130
     train_time = time.perf_counter() - started
     model.save(run_dir / "model.npz")
     test = model.evaluate(splits.X_test, splits.y_test)

@@ -14,6 +14,7 @@ from .errors import ShapeError
 from .layers import Layer, initialize_layer
 from .losses import CrossEntropy, Loss, initialize_loss
 from .optimizers import OPTIMIZERS, Optimizer, initialize_optimizer
+from .serialization import checkpoint_file, restore_checkpoint, save_checkpoint
 from .training import History, accuracy, fit_loop
 
 _FLOAT_DTYPES = ("float32", "float64")
@@ -274,6 +275,8 @@ class NeuralNetwork:
         shuffle: bool = True,
         callbacks: Sequence = (),
         verbose: int = 1,
+        checkpoint=None,
+        resume=None,
     ) -> History:
         """Train on (X, Y) for ``epochs`` epochs of mini-batches of ``batch_size``.
 
@@ -281,6 +284,14 @@ class NeuralNetwork:
         (N, d) for regression. ``validation_data=(X_val, Y_val)``, or the last
         ``validation_split`` fraction of (X, Y), is evaluated after every epoch.
         Returns a History of per-epoch loss, accuracy, val_loss, val_accuracy, lr and time.
+
+        ``checkpoint`` (a .npz path, or a folder for ``<folder>/last.npz``) is rewritten
+        atomically before training and after every epoch with everything needed to go
+        on: parameters, optimizer and scheduler state, the data-order random state, the
+        history and the callbacks' state. ``resume`` (same forms) continues such a run
+        from its last completed epoch; ``epochs`` is the total, so a 10-epoch run saved
+        after epoch 4 trains epochs 5-10 and ends with exactly the weights of an
+        uninterrupted run (same data, batch size, callbacks, seed and BLAS threads).
         """
         epochs = _check_count("epochs", epochs, minimum=0)
         batch_size = _check_count("batch_size", batch_size, minimum=1)
@@ -300,9 +311,22 @@ class NeuralNetwork:
         callbacks = list(callbacks)
         for callback in callbacks:
             callback.on_train_begin(self)
+        history, start_epoch = History(), 0
+        if resume is not None:
+            start_epoch, history = restore_checkpoint(self, checkpoint_file(resume), callbacks)
+        save = None
+        if checkpoint is not None:
+            path = checkpoint_file(checkpoint)
+
+            def save(epoch: int) -> None:
+                save_checkpoint(self, path, epoch=epoch + 1, history=history, callbacks=callbacks)
+
+            if start_epoch == 0:
+                save(-1)  # so an interrupted first epoch can be resumed too
         history = fit_loop(self, X, Y, epochs=epochs, batch_size=batch_size,
                            validation=validation_data, shuffle=shuffle, callbacks=callbacks,
-                           verbose=verbose, history=History())
+                           verbose=verbose, history=history, start_epoch=start_epoch,
+                           on_epoch_saved=save)
         for callback in callbacks:
             callback.on_train_end()
         self.history = history

@@ -189,3 +189,85 @@ def _jsonable(value):
     if isinstance(value, np.generic):
         return value.item()
     return value
+
+
+# -- checkpoints -------------------------------------------------------------------------------
+def checkpoint_file(path) -> Path:
+    """A checkpoint path: a .npz file as given, or ``<folder>/last.npz`` for a folder."""
+    path = Path(path)
+    return path if path.suffix == ".npz" else path / "last.npz"
+
+
+def save_checkpoint(model, path, *, epoch: int, history, callbacks=()) -> Path:
+    """Everything needed to continue training exactly after ``epoch`` completed epochs:
+    parameters, optimizer state (with its scheduler), the data-order random state, the
+    history and every callback's state."""
+    optimizer_state = model.optimizer.state_dict()
+    arrays = {f"param:{name}": array for name, array in model.named_parameters().items()}
+    for name, buffers in optimizer_state["state"].items():
+        arrays |= {f"optimizer:{name}:{key}": value for key, value in buffers.items()}
+    callback_states = []
+    for index, callback in enumerate(callbacks):
+        state = dict(callback.get_state())
+        arrays |= {f"callback:{index}:{key}": value for key, value in state.pop("arrays", {}).items()}
+        callback_states.append({"type": type(callback).__name__, "state": _jsonable(state)})
+    checkpoint = {
+        "epoch": int(epoch),
+        "optimizer": {k: optimizer_state[k] for k in ("config", "iterations", "epoch")},
+        "rng": model.rng.bit_generator.state,
+        "history": history.to_dict(),
+        "callbacks": callback_states,
+    }
+    return write_archive(path, model_header(model, "checkpoint", _jsonable(checkpoint)), arrays)
+
+
+def restore_checkpoint(model, path, callbacks=()) -> tuple[int, "History"]:
+    """Load a checkpoint into ``model`` (same architecture) and its ``callbacks``.
+
+    Returns (completed epochs, history so far)."""
+    from .training import History
+
+    path = Path(path)
+    header, arrays = read_archive(path)
+    checkpoint = header.get("checkpoint")
+    if header.get("kind") != "checkpoint" or not isinstance(checkpoint, dict):
+        raise FormatError(f"{path}: a model file, not a training checkpoint (no optimizer state)")
+    saved_layers = header["architecture"].get("layers")
+    if model.built and saved_layers != [layer.get_config() for layer in model.layers]:
+        raise ValueError(f"{path}: the checkpoint's layers differ from this model's layers")
+    if not model.built:
+        model.build(tuple(header["architecture"]["input_shape"]))
+    _copy_parameters(path, model, arrays)
+    try:
+        optimizer = checkpoint["optimizer"]
+        state = {}
+        for name, value in arrays.items():
+            if name.startswith("optimizer:"):
+                _, param, key = name.split(":", 2)
+                state.setdefault(param, {})[key] = value
+        model.optimizer.load_state_dict({**optimizer, "state": state})
+        model.rng.bit_generator.state = checkpoint["rng"]
+        history = History.from_dict(checkpoint["history"])
+        _restore_callbacks(checkpoint["callbacks"], arrays, callbacks)
+        epoch = int(checkpoint["epoch"])
+    except FormatError:
+        raise
+    except (KeyError, TypeError, ValueError) as error:
+        raise FormatError(f"{path}: the checkpoint cannot be restored ({error})") from None
+    model.metadata = dict(header.get("metadata") or model.metadata)
+    return epoch, history
+
+
+def _restore_callbacks(saved: list, arrays: dict, callbacks) -> None:
+    callbacks = list(callbacks)
+    saved_types = [entry["type"] for entry in saved]
+    if saved_types != [type(callback).__name__ for callback in callbacks]:
+        raise ValueError(f"the checkpoint was written with callbacks {saved_types}; "
+                         f"resume with the same callbacks, got {[type(c).__name__ for c in callbacks]}")
+    for index, (entry, callback) in enumerate(zip(saved, callbacks)):
+        prefix = f"callback:{index}:"
+        state = dict(entry["state"])
+        callback_arrays = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+        if callback_arrays:
+            state["arrays"] = callback_arrays
+        callback.set_state(state)
