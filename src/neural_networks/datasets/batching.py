@@ -1,0 +1,291 @@
+"""Mini-batch iteration and the course-style ``Data`` / ``Dataset`` containers.
+
+None of these ever modify the caller's arrays: shuffling builds new arrays.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+from ..utils import integers_to_one_hot
+from .loading import load_dataset
+
+__all__ = ["Data", "Dataset", "initialize_dataset", "iterate_minibatches"]
+
+
+def _check_batch_size(batch_size) -> int:
+    """Return ``batch_size`` as an int, or raise if it is not a positive integer."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    return int(batch_size)
+
+
+def _check_same_length(X, Y, what: str = "labels") -> None:
+    if Y is not None and len(Y) != len(X):
+        raise ValueError(f"got {len(X)} samples but {len(Y)} {what}")
+
+
+# --------------------------------------------------------------------------
+# Functional iteration
+# --------------------------------------------------------------------------
+
+def iterate_minibatches(X, Y, batch_size: int, *, shuffle: bool = True, rng=None):
+    """Iterate once over the data in mini-batches.
+
+    Parameters
+    ----------
+    X : numpy.ndarray, shape (N, ...)
+        Inputs.
+    Y : numpy.ndarray, shape (N, ...), or None
+        Targets, batched alongside ``X``; None yields ``None`` targets.
+    batch_size : int
+        Samples per batch; the last batch holds the ``N % batch_size``
+        leftovers when ``N`` is not a multiple.
+    shuffle : bool
+        Visit samples in a random order (one ``rng.permutation`` per call).
+    rng : numpy.random.Generator or int or None
+        Randomness for shuffling.  Pass the *same* Generator every epoch to
+        get a new, reproducible order each epoch; an int seed gives the same
+        order on every call; None draws fresh entropy.
+
+    Returns
+    -------
+    iterator of (X_batch, Y_batch)
+        Views of ``X``/``Y`` when ``shuffle`` is False, copies otherwise.
+        ``X`` and ``Y`` are never modified.
+    """
+    X = np.asarray(X)
+    Y = None if Y is None else np.asarray(Y)
+    _check_same_length(X, Y, "targets")
+    batch_size = _check_batch_size(batch_size)
+    # Validation and the permutation happen now, not at the first next().
+    order = np.random.default_rng(rng).permutation(len(X)) if shuffle else None
+    return _generate_batches(X, Y, batch_size, order)
+
+
+def _generate_batches(X, Y, batch_size, order):
+    for start in range(0, len(X), batch_size):
+        if order is None:
+            index = slice(start, start + batch_size)
+        else:
+            index = order[start:start + batch_size]
+        yield X[index], (None if Y is None else Y[index])
+
+
+# --------------------------------------------------------------------------
+# Course-compatible containers
+# --------------------------------------------------------------------------
+
+class Data:
+    """One set of samples served as consecutive mini-batches, reshuffled every epoch.
+
+    Parameters
+    ----------
+    data : array-like, shape (N, ...)
+        Samples; not copied until the first shuffle, never modified.
+    batch_size : int
+        Samples per batch.
+    labels : array-like, shape (N, ...), optional
+        Targets (one-hot rows in the course API), shuffled together with ``data``.
+    out_dim : int, optional
+        Width of the targets; defaults to ``labels.shape[1]`` for 2-D labels.
+    seed : int or numpy.random.SeedSequence or numpy.random.Generator, optional
+        Seed of the shuffling Generator; None draws fresh entropy.
+
+    Attributes
+    ----------
+    data_, labels : numpy.ndarray
+        The samples and labels in their current (shuffled) order.
+    iteration : int
+        Index of the next batch within the epoch.
+    n_samples : int
+    samples_per_epoch : int
+        Batches per epoch, ``ceil(n_samples / batch_size)``.
+    """
+
+    def __init__(self, data, batch_size: int = 50, labels=None, out_dim: int | None = None, seed=None):
+        self.data_ = np.asarray(data)
+        self.labels = None if labels is None else np.asarray(labels)
+        _check_same_length(self.data_, self.labels)
+        if len(self.data_) == 0:
+            raise ValueError("Data needs at least one sample")
+        self.batch_size = _check_batch_size(batch_size)
+        if out_dim is None and self.labels is not None and self.labels.ndim == 2:
+            out_dim = self.labels.shape[1]
+        self.out_dim = out_dim
+        self.n_samples = len(self.data_)
+        self.samples_per_epoch = math.ceil(self.n_samples / self.batch_size)
+        self.iteration = 0
+        self._rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return self.n_samples
+
+    def __repr__(self) -> str:
+        return (
+            f"Data(n_samples={self.n_samples}, batch_size={self.batch_size}, "
+            f"out_dim={self.out_dim}, iteration={self.iteration})"
+        )
+
+    def shuffle(self) -> None:
+        """Permute samples and labels together (into new arrays)."""
+        order = self._rng.permutation(self.n_samples)
+        self.data_ = self.data_[order]
+        if self.labels is not None:
+            self.labels = self.labels[order]
+
+    def sample(self):
+        """Return the next mini-batch ``(X, Y)``; ``Y`` is None without labels.
+
+        The data are reshuffled at the start of every epoch (``iteration == 0``).
+        The last batch of an epoch is short when ``batch_size`` does not divide
+        ``n_samples``.
+        """
+        if self.iteration == 0:
+            self.shuffle()
+        start = self.iteration * self.batch_size
+        batch = slice(start, start + self.batch_size)
+        X = self.data_[batch]
+        Y = None if self.labels is None else self.labels[batch]
+        self.iteration = (self.iteration + 1) % self.samples_per_epoch
+        return X, Y
+
+    def reset(self) -> None:
+        """Restart the epoch: the next :meth:`sample` reshuffles and starts over."""
+        self.iteration = 0
+
+
+def _labels_width(labels_sets) -> int | None:
+    """Number of classes implied by the label sets: a one-hot width, else the largest id + 1."""
+    widths = [labels.shape[1] for labels in labels_sets if labels.ndim == 2]
+    if widths:
+        return widths[0]
+    ids = [labels for labels in labels_sets if labels.size]
+    return max(int(labels.max()) + 1 for labels in ids) if ids else None
+
+
+def _one_hot_like(labels: np.ndarray, width: int, dtype) -> np.ndarray:
+    """Return ``labels`` as one-hot rows of ``width`` columns (2-D labels are checked, not changed)."""
+    if labels.ndim == 2:
+        if labels.shape[1] != width:
+            raise ValueError(f"one-hot labels have {labels.shape[1]} columns, expected {width}")
+        return labels
+    if labels.ndim != 1:
+        raise ValueError(f"labels must be class ids (N,) or one-hot rows (N, k), got shape {labels.shape}")
+    return integers_to_one_hot(labels, max_val=width - 1).astype(dtype, copy=False)
+
+
+class Dataset:
+    """Training, validation and test :class:`Data` sharing one batch size.
+
+    Parameters
+    ----------
+    training_set, training_labels : array-like
+        Training samples and their labels: one-hot rows ``(N, k)`` as in the
+        course API, or class ids ``(N,)`` which are one-hot encoded here
+        (width ``k`` = one-hot width of another set, else the largest id + 1).
+    batch_size : int
+    validation_set, validation_labels, test_set, test_labels : array-like, optional
+        Omitted sets give ``None`` attributes.
+    seed : int, optional
+        Seeds the three shuffling Generators (independent streams); None
+        draws fresh entropy.
+
+    Attributes
+    ----------
+    train, validate, test : Data or None
+    batch_size, n_training, n_validation, n_test : int
+        Sizes are 0 for missing sets.
+    out_dim : int
+        Number of classes (width of the one-hot labels).
+    """
+
+    def __init__(
+        self,
+        training_set,
+        training_labels,
+        batch_size: int,
+        validation_set=None,
+        validation_labels=None,
+        test_set=None,
+        test_labels=None,
+        seed: int | None = None,
+    ):
+        sets = {
+            "training": (training_set, training_labels),
+            "validation": (validation_set, validation_labels),
+            "test": (test_set, test_labels),
+        }
+        for name, (samples, labels) in sets.items():
+            if samples is None and labels is not None:
+                raise ValueError(f"{name} labels were given without a {name} set")
+        given = [np.asarray(labels) for _, labels in sets.values() if labels is not None]
+        self.out_dim = _labels_width(given)
+        self.batch_size = _check_batch_size(batch_size)
+
+        seeds = np.random.SeedSequence(seed).spawn(len(sets))
+        self.train, self.validate, self.test = (
+            self._make_data(samples, labels, child)
+            for (samples, labels), child in zip(sets.values(), seeds)
+        )
+        self.n_training = self.train.n_samples
+        self.n_validation = 0 if self.validate is None else self.validate.n_samples
+        self.n_test = 0 if self.test is None else self.test.n_samples
+
+    def _make_data(self, samples, labels, seed) -> Data | None:
+        if samples is None:
+            return None
+        samples = np.asarray(samples)
+        if labels is not None:
+            # Match floating inputs so losses do not silently upcast float32 models.
+            dtype = samples.dtype if samples.dtype.kind == "f" else np.float64
+            labels = _one_hot_like(np.asarray(labels), self.out_dim, dtype)
+        return Data(samples, self.batch_size, labels=labels, out_dim=self.out_dim, seed=seed)
+
+    def __repr__(self) -> str:
+        return (
+            f"Dataset(n_training={self.n_training}, n_validation={self.n_validation}, "
+            f"n_test={self.n_test}, batch_size={self.batch_size}, out_dim={self.out_dim})"
+        )
+
+
+def initialize_dataset(name: str, batch_size: int = 50, seed: int = 0, **load_kwargs) -> Dataset:
+    """Load a dataset by name into a course-style :class:`Dataset` with one-hot labels.
+
+    Parameters
+    ----------
+    name : str
+        Any name accepted by :func:`~neural_networks.datasets.load_dataset`.
+    batch_size : int
+    seed : int
+        Seeds both the split and the shuffling.
+    **load_kwargs
+        Passed to :func:`~neural_networks.datasets.load_dataset`
+        (``validation_size``, ``test_size``, ``flatten``, ``standardize``,
+        ``data_dir``).
+
+    Returns
+    -------
+    Dataset
+        Also carries the :class:`~neural_networks.datasets.Splits` it was built
+        from as ``.splits`` (class names, fitted standardiser).
+    """
+    splits = load_dataset(name, seed=seed, **load_kwargs)
+    width = splits.n_classes  # not max(label) + 1: a split may miss the last class
+
+    def one_hot(y):
+        return integers_to_one_hot(y, max_val=width - 1).astype(np.float32)
+
+    dataset = Dataset(
+        splits.X_train, one_hot(splits.y_train), batch_size,
+        validation_set=splits.X_val if len(splits.X_val) else None,
+        validation_labels=one_hot(splits.y_val) if len(splits.X_val) else None,
+        test_set=splits.X_test if len(splits.X_test) else None,
+        test_labels=one_hot(splits.y_test) if len(splits.X_test) else None,
+        seed=seed,
+    )
+    dataset.splits = splits
+    return dataset
