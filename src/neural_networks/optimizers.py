@@ -1,0 +1,683 @@
+"""First-order optimizers with the exact update rules of ``torch.optim``.
+
+Parameters and gradients are ``{name: ndarray}`` dictionaries with the same
+keys (the model names them uniquely, e.g. ``"0.W"``, ``"2.b"``)::
+
+    optimizer = Adam(lr=1e-3)
+    for epoch in range(epochs):
+        optimizer.set_epoch(epoch)
+        for batch in batches:
+            grads = model.backward(...)
+            optimizer.step(model.parameters, grads)   # updates in place
+
+Each rule reproduces the single-tensor (``foreach=False``) implementation of
+its torch twin operation by operation, so float64 trajectories agree with
+torch to round-off. ``step`` is the one place in the library that modifies
+arrays in place; gradients are never modified.
+
+The original course interface ``delta = optimizer.update(name, param, grad,
+epoch)`` (then ``param -= delta``) is kept and runs the same per-parameter
+rule on a copy.
+"""
+
+from __future__ import annotations
+
+import inspect
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+
+from neural_networks.schedulers import (
+    Scheduler,
+    _check_bool,
+    _check_int,
+    _check_real,
+    initialize_scheduler,
+    scheduler_from_config,
+)
+
+__all__ = [
+    "Optimizer",
+    "SGD",
+    "Adam",
+    "AdamW",
+    "RMSProp",
+    "RMSprop",
+    "initialize_optimizer",
+    "optimizer_from_config",
+    "OPTIMIZERS",
+]
+
+State = dict[str, np.ndarray]
+
+# torch.nn.utils.clip_grad_norm_ adds this to the norm before dividing; we
+# copy it so clipped trajectories match torch exactly.
+_CLIP_EPS = 1e-6
+
+
+def _lerp_(start: np.ndarray, end: np.ndarray, weight: float) -> None:
+    """In-place ``start = start + weight * (end - start)``, as ``torch.lerp_``.
+
+    torch switches formula at ``|weight| = 0.5`` for accuracy; we follow it so
+    the moving averages round identically.
+    """
+    if abs(weight) < 0.5:
+        start += weight * (end - start)
+    else:
+        start[...] = end - (end - start) * (1.0 - weight)
+
+
+def _check_clip_norm(clip_norm: Any) -> float | None:
+    if clip_norm is None:
+        return None
+    return _check_real("clip_norm", clip_norm, low=0.0, low_open=True)
+
+
+class Optimizer(ABC):
+    """Base class: bookkeeping, clipping, scheduling and (de)serialisation.
+
+    Parameters
+    ----------
+    lr : float
+        Learning rate (>= 0), used as is when there is no scheduler.
+    lr_scheduler : Scheduler, str, dict or None, default None
+        ``None`` keeps ``lr`` constant. A name such as ``"exponential"`` is
+        built with :func:`~neural_networks.schedulers.initialize_scheduler`
+        from ``lr``; a dict is a scheduler config. A given scheduler carries
+        its own base lr, which then takes precedence over ``lr``.
+    clip_norm : float or None, default None
+        If set, each gradient tensor ``g`` is first rescaled (on a copy) as
+        ``g * min(1, clip_norm / (||g||_2 + 1e-6))`` -- exactly what
+        ``torch.nn.utils.clip_grad_norm_`` does applied to that tensor alone.
+
+    Attributes
+    ----------
+    epoch : int
+        Current 0-based epoch, set by the training loop via :meth:`set_epoch`.
+    iterations : int
+        Number of :meth:`step` calls so far.
+    state : dict[str, dict[str, ndarray]]
+        Per-parameter state, e.g. ``{"0.W": {"step": ..., "exp_avg": ...}}``.
+        Every entry has an int64 0-d ``"step"`` counter (number of updates of
+        that parameter).
+    """
+
+    name: ClassVar[str]
+    #: Names of the subclass-specific constructor arguments, for get_config.
+    _config_keys: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(
+        self,
+        lr: float,
+        lr_scheduler: Scheduler | str | Mapping[str, Any] | None = None,
+        clip_norm: float | None = None,
+    ) -> None:
+        self.lr = _check_real("lr", lr, low=0.0)
+        self.clip_norm = _check_clip_norm(clip_norm)
+        self.lr_scheduler = self._make_scheduler(lr_scheduler)
+        self.epoch = 0
+        self.iterations = 0
+        self.state: dict[str, State] = {}
+
+    def _make_scheduler(self, spec: Any) -> Scheduler | None:
+        if spec is None or isinstance(spec, Scheduler):
+            return spec
+        if isinstance(spec, str):
+            return initialize_scheduler(spec, self.lr)
+        if isinstance(spec, Mapping):
+            return scheduler_from_config(dict(spec))
+        raise ValueError(
+            "lr_scheduler must be None, a Scheduler, a scheduler name or a "
+            f"scheduler config dict, got {spec!r}"
+        )
+
+    # ------------------------------------------------------------------ #
+    # Learning rate
+    # ------------------------------------------------------------------ #
+    def set_epoch(self, epoch: int) -> None:
+        """Tell the optimizer the current 0-based epoch (for epoch schedules)."""
+        self.epoch = _check_int("epoch", epoch, low=0)
+
+    def _lr_at(self, t: int) -> float:
+        return self.lr if self.lr_scheduler is None else self.lr_scheduler(t)
+
+    @property
+    def current_lr(self) -> float:
+        """Learning rate of the next step.
+
+        The scheduler is evaluated at :attr:`iterations` if its ``per_batch``
+        flag is set, else at :attr:`epoch`; without a scheduler it is ``lr``.
+        """
+        if self.lr_scheduler is None:
+            return self.lr
+        t = self.iterations if self.lr_scheduler.per_batch else self.epoch
+        return self.lr_scheduler(t)
+
+    # ------------------------------------------------------------------ #
+    # Updates
+    # ------------------------------------------------------------------ #
+    def step(
+        self, parameters: Mapping[str, np.ndarray], gradients: Mapping[str, np.ndarray]
+    ) -> None:
+        """Update every parameter array in place, then count one iteration.
+
+        Parameters
+        ----------
+        parameters : dict[str, ndarray]
+            Floating-point arrays, modified in place (dtype preserved).
+        gradients : dict[str, ndarray]
+            Gradients with the same keys and shapes; never modified.
+
+        Raises
+        ------
+        ValueError
+            If the keys differ, or a shape/dtype is unusable. Everything is
+            checked before anything is modified.
+        """
+        missing = sorted(set(parameters) - set(gradients))
+        extra = sorted(set(gradients) - set(parameters))
+        if missing or extra:
+            raise ValueError(
+                "parameters and gradients must have the same keys; "
+                f"missing gradients for {missing}, gradients without a parameter {extra}"
+            )
+        checked = {
+            name: self._check_pair(name, param, gradients[name])
+            for name, param in parameters.items()
+        }
+        read_only = sorted(name for name, (p, _) in checked.items() if not p.flags.writeable)
+        if read_only:
+            raise ValueError(f"parameters {read_only} are read-only arrays; step updates in place")
+        lr = self.current_lr
+        for name, (param, grad) in checked.items():
+            self._apply(name, param, grad, lr)
+        self.iterations += 1
+
+    def update(
+        self, param_name: str, param: np.ndarray, param_grad: np.ndarray, epoch: int
+    ) -> np.ndarray:
+        """Course interface: return ``delta`` such that ``param - delta`` is new.
+
+        ``param`` is not modified; the optimizer state of ``param_name`` is
+        advanced, exactly as one :meth:`step` would. Sets :attr:`epoch`.
+
+        Since this is called once per parameter, a per-batch schedule is
+        evaluated at the number of earlier updates of *this* parameter (equal
+        to :attr:`iterations` when every parameter is updated each batch), and
+        :attr:`iterations` becomes the largest such count.
+        """
+        self.set_epoch(epoch)
+        if isinstance(param, np.floating):
+            # `param - delta` on a 0-d array yields a NumPy scalar; accept it
+            # back, since this form never writes to `param`.
+            param = np.asarray(param)
+        param, grad = self._check_pair(param_name, param, param_grad)
+        done = int(self.state[param_name]["step"]) if param_name in self.state else 0
+        if self.lr_scheduler is not None and self.lr_scheduler.per_batch:
+            lr = self._lr_at(done)
+        else:
+            lr = self.current_lr
+        new = param.copy()
+        self._apply(param_name, new, grad, lr)
+        self.iterations = max(self.iterations, done + 1)
+        return np.asarray(param - new)
+
+    @staticmethod
+    def _check_pair(name: str, param: Any, grad: Any) -> tuple[np.ndarray, np.ndarray]:
+        if not isinstance(param, np.ndarray) or not np.issubdtype(param.dtype, np.floating):
+            raise ValueError(
+                f"parameter {name!r} must be a floating-point numpy array, got "
+                f"{type(param).__name__}"
+                + (f" of dtype {param.dtype}" if isinstance(param, np.ndarray) else "")
+            )
+        grad = np.asarray(grad)
+        if grad.shape != param.shape:
+            raise ValueError(
+                f"gradient of {name!r} has shape {grad.shape}, expected the "
+                f"parameter's shape {param.shape}"
+            )
+        # Compute in the parameter's precision, as torch does (grad and param
+        # share a dtype there). astype copies only when needed.
+        return param, grad.astype(param.dtype, copy=False)
+
+    def _apply(self, name: str, param: np.ndarray, grad: np.ndarray, lr: float) -> None:
+        """Clip, advance the step counter and run the rule on ``param`` in place."""
+        if self.clip_norm is not None:
+            # Same formula as torch.nn.utils.clip_grad_norm_ on this tensor.
+            coef = self.clip_norm / (float(np.linalg.norm(grad.ravel())) + _CLIP_EPS)
+            if coef < 1.0:
+                grad = grad * coef  # a copy: the caller's gradient is untouched
+        state = self.state.get(name)
+        if state is None:
+            state = self.state[name] = {"step": np.zeros((), dtype=np.int64)}
+            self._init_state(state, param)
+        state["step"] += 1
+        self._update_param(param, grad, state, lr)
+
+    def _init_state(self, state: State, param: np.ndarray) -> None:
+        """Create the per-parameter buffers (zeros like torch); default: none."""
+
+    @abstractmethod
+    def _update_param(
+        self, param: np.ndarray, grad: np.ndarray, state: State, lr: float
+    ) -> None:
+        """The update rule: modify ``param`` and ``state`` arrays in place.
+
+        ``grad`` may be the caller's array and must not be modified.
+        ``state["step"]`` already counts the current update.
+        """
+
+    # ------------------------------------------------------------------ #
+    # Serialisation
+    # ------------------------------------------------------------------ #
+    def get_config(self) -> dict[str, Any]:
+        """JSON-able constructor settings, with ``"name"`` and the scheduler config."""
+        config: dict[str, Any] = {"name": self.name, "lr": self.lr}
+        for key in self._config_keys:
+            value = getattr(self, key)
+            config[key] = list(value) if isinstance(value, tuple) else value
+        config["clip_norm"] = self.clip_norm
+        config["lr_scheduler"] = (
+            None if self.lr_scheduler is None else self.lr_scheduler.get_config()
+        )
+        return config
+
+    def state_dict(self) -> dict[str, Any]:
+        """Snapshot: config, counters and copies of every state array."""
+        return {
+            "config": self.get_config(),
+            "iterations": self.iterations,
+            "epoch": self.epoch,
+            "state": {
+                name: {key: value.copy() for key, value in buffers.items()}
+                for name, buffers in self.state.items()
+            },
+        }
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Restore a :meth:`state_dict` snapshot exactly (arrays are copied).
+
+        Like torch, the saved hyper-parameters (and scheduler) replace the
+        current ones, so the optimizer continues exactly as the saved one
+        would. The saved config must be for this optimizer class.
+        """
+        config = state_dict["config"]
+        if _normalize(config.get("name")) != self.name:
+            raise ValueError(
+                f"state_dict is for optimizer {config.get('name')!r}, "
+                f"cannot load it into {self.name!r}"
+            )
+        # Rebuilding through the constructor re-validates the saved settings.
+        self.__dict__.update(optimizer_from_config(config).__dict__)
+        self.iterations = _check_int("iterations", state_dict["iterations"], low=0)
+        self.epoch = _check_int("epoch", state_dict["epoch"], low=0)
+        self.state = {
+            str(name): {key: np.array(value, copy=True) for key, value in buffers.items()}
+            for name, buffers in state_dict["state"].items()
+        }
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "name")
+        return f"{type(self).__name__}({args})"
+
+
+class SGD(Optimizer):
+    r"""Stochastic gradient descent with momentum, as ``torch.optim.SGD``.
+
+    .. math::
+        g &\leftarrow g + \lambda p \\
+        b &\leftarrow g \text{ (first step)}, \quad
+             b \leftarrow \mu b + (1 - \tau) g \text{ (later)} \\
+        g &\leftarrow g + \mu b \text{ (nesterov)}, \quad g \leftarrow b
+             \text{ (otherwise)} \\
+        p &\leftarrow p - \eta g
+
+    with weight decay :math:`\lambda`, momentum :math:`\mu`, dampening
+    :math:`\tau`; the momentum lines apply only when :math:`\mu \neq 0`.
+
+    Parameters
+    ----------
+    lr : float, default 0.01
+    momentum : float, default 0.0
+        >= 0.
+    dampening : float, default 0.0
+        In [0, 1].
+    nesterov : bool, default False
+        Requires ``momentum > 0`` and ``dampening == 0``.
+    weight_decay : float, default 0.0
+        L2 penalty added to the gradient, >= 0.
+    clip_norm, lr_scheduler
+        See :class:`Optimizer`.
+    """
+
+    name = "sgd"
+    _config_keys = ("momentum", "dampening", "nesterov", "weight_decay")
+
+    def __init__(
+        self,
+        lr: float = 0.01,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        nesterov: bool = False,
+        weight_decay: float = 0.0,
+        clip_norm: float | None = None,
+        lr_scheduler: Scheduler | str | Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(lr, lr_scheduler, clip_norm)
+        self.momentum = _check_real("momentum", momentum, low=0.0)
+        self.dampening = _check_real("dampening", dampening, low=0.0, high=1.0)
+        self.nesterov = _check_bool("nesterov", nesterov)
+        self.weight_decay = _check_real("weight_decay", weight_decay, low=0.0)
+        if self.nesterov and (self.momentum <= 0 or self.dampening != 0):
+            raise ValueError(
+                "nesterov=True requires momentum > 0 and dampening == 0, got "
+                f"momentum={self.momentum!r}, dampening={self.dampening!r}"
+            )
+
+    def _update_param(self, param: np.ndarray, grad: np.ndarray, state: State, lr: float) -> None:
+        if self.weight_decay != 0:
+            grad = grad + self.weight_decay * param
+        if self.momentum != 0:
+            buf = state.get("momentum_buffer")
+            if buf is None:
+                # torch starts the buffer at the first gradient, not at zero.
+                # np.array copies (grad may be the caller's array) and keeps a
+                # 0-d array an array (arithmetic on 0-d arrays returns scalars).
+                buf = state["momentum_buffer"] = np.array(grad, dtype=param.dtype)
+            else:
+                buf *= self.momentum
+                buf += (1 - self.dampening) * grad
+            grad = grad + self.momentum * buf if self.nesterov else buf
+        param -= lr * grad
+
+
+class Adam(Optimizer):
+    r"""Adam (Kingma & Ba), as ``torch.optim.Adam``; optional AMSGrad.
+
+    .. math::
+        g &\leftarrow g + \lambda p \\
+        m &\leftarrow \beta_1 m + (1 - \beta_1) g, \qquad
+        v \leftarrow \beta_2 v + (1 - \beta_2) g^2 \\
+        \hat v &= \max(\hat v, v) \text{ (amsgrad, else } \hat v = v) \\
+        p &\leftarrow p - \frac{\eta}{1 - \beta_1^t}\,
+             \frac{m}{\sqrt{\hat v} / \sqrt{1 - \beta_2^t} + \epsilon}
+
+    Parameters
+    ----------
+    lr : float, default 1e-3
+    betas : (float, float), default (0.9, 0.999)
+        Each in [0, 1).
+    eps : float, default 1e-8
+        >= 0.
+    weight_decay : float, default 0.0
+        L2 penalty added to the gradient, >= 0 (see :class:`AdamW` for the
+        decoupled form).
+    amsgrad : bool, default False
+    clip_norm, lr_scheduler
+        See :class:`Optimizer`.
+    """
+
+    name = "adam"
+    _config_keys = ("betas", "eps", "weight_decay", "amsgrad")
+    #: AdamW sets this: decay the weights directly instead of the gradient.
+    _decoupled_weight_decay: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        amsgrad: bool = False,
+        clip_norm: float | None = None,
+        lr_scheduler: Scheduler | str | Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(lr, lr_scheduler, clip_norm)
+        if isinstance(betas, (str, bytes)) or not hasattr(betas, "__len__") or len(betas) != 2:
+            raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+        self.betas = (
+            _check_real("betas[0]", betas[0], low=0.0, high=1.0, high_open=True),
+            _check_real("betas[1]", betas[1], low=0.0, high=1.0, high_open=True),
+        )
+        self.eps = _check_real("eps", eps, low=0.0)
+        self.weight_decay = _check_real("weight_decay", weight_decay, low=0.0)
+        self.amsgrad = _check_bool("amsgrad", amsgrad)
+
+    def _init_state(self, state: State, param: np.ndarray) -> None:
+        state["exp_avg"] = np.zeros_like(param)
+        state["exp_avg_sq"] = np.zeros_like(param)
+        if self.amsgrad:
+            state["max_exp_avg_sq"] = np.zeros_like(param)
+
+    def _update_param(self, param: np.ndarray, grad: np.ndarray, state: State, lr: float) -> None:
+        beta1, beta2 = self.betas
+        step = int(state["step"])
+        if self.weight_decay != 0:
+            if self._decoupled_weight_decay:
+                param *= 1 - lr * self.weight_decay
+            else:
+                grad = grad + self.weight_decay * param
+
+        exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+        _lerp_(exp_avg, grad, 1 - beta1)
+        exp_avg_sq *= beta2
+        exp_avg_sq += (1 - beta2) * grad * grad
+
+        bias_correction1 = 1 - beta1**step
+        bias_correction2_sqrt = (1 - beta2**step) ** 0.5
+        step_size = lr / bias_correction1
+        if self.amsgrad:
+            # Normalise by the largest second moment seen so far.
+            np.maximum(state["max_exp_avg_sq"], exp_avg_sq, out=state["max_exp_avg_sq"])
+            second_moment = state["max_exp_avg_sq"]
+        else:
+            second_moment = exp_avg_sq
+        denom = np.sqrt(second_moment) / bias_correction2_sqrt + self.eps
+        # torch: param.addcdiv_(exp_avg, denom, value=-step_size)
+        param += (-step_size * exp_avg) / denom
+
+
+class AdamW(Adam):
+    r"""Adam with decoupled weight decay (Loshchilov & Hutter), as ``torch.optim.AdamW``.
+
+    Before the Adam step the weights shrink directly,
+    :math:`p \leftarrow p (1 - \eta \lambda)`, instead of adding
+    :math:`\lambda p` to the gradient. Same parameters as :class:`Adam`
+    except ``weight_decay`` defaults to ``1e-2``.
+    """
+
+    name = "adamw"
+    _decoupled_weight_decay = True
+
+    def __init__(
+        self,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+        amsgrad: bool = False,
+        clip_norm: float | None = None,
+        lr_scheduler: Scheduler | str | Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(lr, betas, eps, weight_decay, amsgrad, clip_norm, lr_scheduler)
+
+
+class RMSProp(Optimizer):
+    r"""RMSProp (Hinton), as ``torch.optim.RMSprop``.
+
+    .. math::
+        g &\leftarrow g + \lambda p \\
+        v &\leftarrow \alpha v + (1 - \alpha) g^2 \\
+        \bar g &\leftarrow \alpha \bar g + (1 - \alpha) g, \quad
+             \tilde v = v - \bar g^2 \text{ (centered, else } \tilde v = v) \\
+        b &\leftarrow \mu b + g / (\sqrt{\tilde v} + \epsilon), \quad
+             p \leftarrow p - \eta b \text{ (momentum > 0)} \\
+        p &\leftarrow p - \eta\, g / (\sqrt{\tilde v} + \epsilon)
+             \text{ (otherwise)}
+
+    Parameters
+    ----------
+    lr : float, default 1e-2
+    alpha : float, default 0.99
+        Smoothing constant, in [0, 1].
+    eps : float, default 1e-8
+        >= 0.
+    weight_decay : float, default 0.0
+        >= 0.
+    momentum : float, default 0.0
+        >= 0.
+    centered : bool, default False
+        Normalise by an estimate of the gradient variance instead of the
+        raw second moment.
+    clip_norm, lr_scheduler
+        See :class:`Optimizer`.
+    """
+
+    name = "rmsprop"
+    _config_keys = ("alpha", "eps", "weight_decay", "momentum", "centered")
+
+    def __init__(
+        self,
+        lr: float = 1e-2,
+        alpha: float = 0.99,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        momentum: float = 0.0,
+        centered: bool = False,
+        clip_norm: float | None = None,
+        lr_scheduler: Scheduler | str | Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(lr, lr_scheduler, clip_norm)
+        self.alpha = _check_real("alpha", alpha, low=0.0, high=1.0)
+        self.eps = _check_real("eps", eps, low=0.0)
+        self.weight_decay = _check_real("weight_decay", weight_decay, low=0.0)
+        self.momentum = _check_real("momentum", momentum, low=0.0)
+        self.centered = _check_bool("centered", centered)
+
+    def _init_state(self, state: State, param: np.ndarray) -> None:
+        state["square_avg"] = np.zeros_like(param)
+        if self.momentum > 0:
+            state["momentum_buffer"] = np.zeros_like(param)
+        if self.centered:
+            state["grad_avg"] = np.zeros_like(param)
+
+    def _update_param(self, param: np.ndarray, grad: np.ndarray, state: State, lr: float) -> None:
+        if self.weight_decay != 0:
+            grad = grad + self.weight_decay * param
+        square_avg = state["square_avg"]
+        square_avg *= self.alpha
+        square_avg += (1 - self.alpha) * grad * grad
+        if self.centered:
+            grad_avg = state["grad_avg"]
+            _lerp_(grad_avg, grad, 1 - self.alpha)
+            # torch: square_avg.addcmul(grad_avg, grad_avg, value=-1).sqrt_()
+            avg = np.sqrt(square_avg + (-1 * grad_avg) * grad_avg)
+        else:
+            avg = np.sqrt(square_avg)
+        avg += self.eps
+        if self.momentum > 0:
+            buf = state["momentum_buffer"]
+            buf *= self.momentum
+            buf += grad / avg
+            param -= lr * buf
+        else:
+            param += (-lr * grad) / avg
+
+
+#: torch spells it ``RMSprop``.
+RMSprop = RMSProp
+
+
+# --------------------------------------------------------------------------- #
+# Factories
+# --------------------------------------------------------------------------- #
+OPTIMIZERS: dict[str, type[Optimizer]] = {
+    cls.name: cls for cls in (SGD, Adam, AdamW, RMSProp)
+}
+
+
+def _normalize(name: Any) -> str | None:
+    return name.strip().lower() if isinstance(name, str) else None
+
+
+def _lookup(name: Any) -> type[Optimizer]:
+    key = _normalize(name)
+    if key not in OPTIMIZERS:
+        raise ValueError(
+            f"unknown optimizer {name!r}; expected one of {sorted(OPTIMIZERS)} "
+            "(case-insensitive)"
+        )
+    return OPTIMIZERS[key]
+
+
+def _build(cls: type[Optimizer], kwargs: dict[str, Any]) -> Optimizer:
+    accepted = [p for p in inspect.signature(cls).parameters if p != "self"]
+    unknown = sorted(set(kwargs) - set(accepted))
+    if unknown:
+        raise ValueError(
+            f"{cls.__name__} got unexpected argument(s) {unknown}; "
+            f"accepted arguments are {accepted}"
+        )
+    return cls(**kwargs)
+
+
+def initialize_optimizer(
+    name: str,
+    lr: float,
+    lr_scheduler: Scheduler | str | None = None,
+    momentum: float | None = None,
+    clip_norm: float | None = None,
+    lr_decay: float | None = None,
+    staircase: bool | None = None,
+    stage_length: int | None = None,
+    **kwargs: Any,
+) -> Optimizer:
+    """Build an optimizer by name (the original course interface, extended).
+
+    Parameters
+    ----------
+    name : str
+        ``"SGD"``, ``"adam"``, ``"adamw"`` or ``"rmsprop"``, any case.
+    lr : float
+        Learning rate.
+    lr_scheduler : str, Scheduler or None
+        A name is built with ``initialize_scheduler(lr_scheduler, lr,
+        decay=lr_decay, stage_length=stage_length, staircase=staircase)``.
+        ``lr_decay``, ``stage_length`` and ``staircase`` are only used then.
+    momentum : float or None
+        For SGD and RMSProp; ``None`` keeps the class default. Adam/AdamW
+        have no such argument (use ``betas``) and raise if it is given.
+    clip_norm : float or None
+        Per-tensor gradient norm clipping.
+    **kwargs
+        Further constructor arguments, e.g. ``nesterov``, ``betas``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name, an unexpected keyword or an invalid value.
+    """
+    cls = _lookup(name)
+    if isinstance(lr_scheduler, str):
+        lr_scheduler = initialize_scheduler(
+            lr_scheduler, lr, decay=lr_decay, stage_length=stage_length, staircase=staircase
+        )
+    if momentum is not None:
+        if "momentum" not in inspect.signature(cls).parameters:
+            raise ValueError(
+                f"{cls.__name__} has no momentum argument (got momentum={momentum!r}); "
+                "pass betas=(beta1, beta2) instead, or momentum=None"
+            )
+        kwargs["momentum"] = momentum
+    return _build(cls, {"lr": lr, "lr_scheduler": lr_scheduler, "clip_norm": clip_norm, **kwargs})
+
+
+def optimizer_from_config(config: Mapping[str, Any]) -> Optimizer:
+    """Rebuild an optimizer (without state) from :meth:`Optimizer.get_config`."""
+    if not isinstance(config, Mapping) or "name" not in config:
+        raise ValueError(f"optimizer config must be a dict with a 'name' key, got {config!r}")
+    kwargs = dict(config)
+    cls = _lookup(kwargs.pop("name"))
+    return _build(cls, kwargs)
