@@ -8,6 +8,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..activations import initialize_activation
+from ..errors import UnknownNameError
 from ..weights import initialize_weights
 from .base import Layer, as_pair, output_size, pad_spatial, resolve_pad
 
@@ -98,9 +99,12 @@ class Conv2D(Layer):
         self.kernel_shape = as_pair(kernel_shape, "kernel_shape", "Conv2D")
         self.stride = as_pair(stride, "stride", "Conv2D")
         self.pad = resolve_pad(pad, self.kernel_shape, "Conv2D")
-        self.activation = initialize_activation(activation)
+        try:
+            self.activation = initialize_activation(activation)
+            self.init_weights = initialize_weights(weight_init, activation=self.activation.name)
+        except UnknownNameError as error:  # say which layer got the unknown name
+            raise UnknownNameError(f"Conv2D: {error}") from None
         self.weight_init = weight_init
-        self.init_weights = initialize_weights(weight_init, activation=self.activation.name)
 
     def _init_parameters(self, X_shape: tuple[int, ...], dtype=None) -> None:
         """Create W, b and zero gradients for NHWC inputs of shape X_shape (N may be -1)."""

@@ -7,6 +7,7 @@ from collections import OrderedDict
 import numpy as np
 
 from ..activations import initialize_activation
+from ..errors import UnknownNameError
 from ..weights import initialize_weights
 from .base import Layer
 
@@ -45,9 +46,12 @@ class FullyConnected(Layer):
         if isinstance(n_out, bool) or not isinstance(n_out, (int, np.integer)) or n_out < 1:
             raise ValueError(f"FullyConnected: n_out must be a positive int, got {n_out!r}")
         self.n_out = int(n_out)
-        self.activation = initialize_activation(activation)
+        try:
+            self.activation = initialize_activation(activation)
+            self.init_weights = initialize_weights(weight_init, activation=self.activation.name)
+        except UnknownNameError as error:  # say which layer got the unknown name
+            raise UnknownNameError(f"FullyConnected: {error}") from None
         self.weight_init = weight_init
-        self.init_weights = initialize_weights(weight_init, activation=self.activation.name)
 
     def _init_parameters(self, X_shape: tuple[int, ...], dtype=None) -> None:
         """Create W, b and zero gradients for inputs of shape (N, n_in); N may be -1."""

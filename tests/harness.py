@@ -1,0 +1,312 @@
+"""The one generic layer-test harness, and the helpers every core test shares.
+
+``check_layer(layer, twin, X, dY, params=...)`` runs a layer forward and backward
+and checks, against PyTorch autograd and (optionally) float64 central finite
+differences:
+
+* output shape and dtype (float32 in → float32 out, float64 in → float64 out);
+* forward output, dL/dX and every parameter gradient against the torch twin, to
+  ``|ours − torch| ≤ rtol·max|torch| + atol`` (rtol 1e-10 in float64, 1e-4 in float32);
+* the parameter shapes the layer built lazily, and that parameters replaced by the
+  caller after the build are the ones used;
+* that neither the input, the upstream gradient nor the parameters are modified;
+* that ``backward`` overwrites (does not accumulate) ``gradients``;
+* with ``finite_differences=True`` (float64 only): dX, dW, db against central
+  differences of L = Σ forward(X)·dY.
+
+The torch twin is a function ``twin(x, params) -> y`` taking torch float64 tensors
+in *our* layouts (NHWC images, conv W (kh, kw, C_in, C_out), FC W (n_in, n_out),
+b (1, n_out)) and returning the output in our layout; it converts to torch's
+layouts with the helpers below, so autograd hands back gradients in our layouts.
+The torch reference is always computed in float64 from the very same (possibly
+float32) values the layer sees, so it measures our error against the exact result.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+
+import numpy as np
+import torch
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+
+torch.set_num_threads(1)
+
+#: hypothesis settings shared by the suite (the whole suite must run in about a minute);
+#: NN_TEST_MAX_EXAMPLES=1000 runs a deeper search
+SETTINGS = settings(
+    max_examples=int(os.environ.get("NN_TEST_MAX_EXAMPLES", "30")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+FLOAT_DTYPES = (np.float32, np.float64)
+
+#: (rtol, atol) for comparisons with torch, by dtype
+TOLERANCES = {np.dtype(np.float64): (1e-10, 1e-12), np.dtype(np.float32): (1e-4, 1e-6)}
+
+ACTIVATION_NAMES = ("linear", "sigmoid", "tanh", "relu", "softmax", "arctan")
+SMOOTH_ACTIVATIONS = ("linear", "sigmoid", "tanh", "softmax", "arctan")
+
+TORCH_ACTIVATIONS = {
+    "linear": lambda z: z,
+    "sigmoid": torch.sigmoid,
+    "tanh": torch.tanh,
+    "relu": torch.relu,
+    "softmax": lambda z: torch.softmax(z, dim=-1),
+    "arctan": torch.atan,
+}
+
+
+# -- layouts -----------------------------------------------------------------------------
+def nhwc_to_nchw(x: torch.Tensor) -> torch.Tensor:
+    return x.permute(0, 3, 1, 2).contiguous()
+
+
+def nchw_to_nhwc(x: torch.Tensor) -> torch.Tensor:
+    return x.permute(0, 2, 3, 1)
+
+
+def conv_weight_to_torch(W: torch.Tensor) -> torch.Tensor:
+    """Our (kh, kw, C_in, C_out) kernel as torch's (C_out, C_in, kh, kw)."""
+    return W.permute(3, 2, 0, 1).contiguous()
+
+
+def fc_weight_to_torch(W: torch.Tensor) -> torch.Tensor:
+    """Our (n_in, n_out) matrix as ``torch.nn.functional.linear``'s (n_out, n_in)."""
+    return W.T
+
+
+def to_torch(array, requires_grad: bool = False) -> torch.Tensor:
+    """A float64 torch copy of a NumPy array."""
+    return torch.tensor(np.asarray(array, dtype=np.float64), requires_grad=requires_grad)
+
+
+# -- values -----------------------------------------------------------------------------------
+#: kinds of values: "normal" (continuous), "dyadic" (multiples of 1/32 in [-3, 3]: exact
+#: in float32, so float32 pre-activations are exact and ReLU masks cannot flip),
+#: "small_ints" (-2..2: exact zeros and many ties), "relu_ints" (max(0, -2..2): all-zero
+#: windows, as after a ReLU)
+VALUE_KINDS = ("normal", "dyadic", "small_ints", "relu_ints")
+
+
+def make_values(seed: int, shape, kind: str, dtype) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    if kind == "normal":
+        values = rng.standard_normal(shape)
+    elif kind == "dyadic":
+        values = rng.integers(-96, 97, size=shape) / 32.0
+    elif kind == "small_ints":
+        values = rng.integers(-2, 3, size=shape).astype(np.float64)
+    elif kind == "relu_ints":
+        values = np.maximum(rng.integers(-2, 3, size=shape), 0).astype(np.float64)
+    else:
+        raise ValueError(kind)
+    return values.astype(dtype)
+
+
+def value_kinds_for(dtype, kinds=("normal", "dyadic", "small_ints")):
+    """Value kinds safe to compare with a float64 reference in ``dtype``.
+
+    Continuous float32 values could put a pre-activation within round-off of a ReLU
+    kink (or of a max-pool tie), where float32 and float64 legitimately disagree;
+    dyadic and small integer values are exact in float32.
+    """
+    if np.dtype(dtype) == np.float32:
+        return tuple(kind for kind in kinds if kind != "normal")
+    return tuple(kinds)
+
+
+@st.composite
+def arrays(draw, shape, dtype, kinds=("normal", "dyadic", "small_ints")):
+    """A NumPy array of ``shape``/``dtype`` with values of a drawn kind."""
+    kind = draw(st.sampled_from(value_kinds_for(dtype, kinds)))
+    seed = draw(st.integers(0, 2**32 - 1))
+    return make_values(seed, shape, kind, dtype)
+
+
+float_dtypes = st.sampled_from(FLOAT_DTYPES)
+strides = st.one_of(st.sampled_from([1, 2, 3]), st.tuples(st.sampled_from([1, 2, 3]), st.sampled_from([1, 2, 3])))
+
+
+# -- comparisons ------------------------------------------------------------------------------
+def assert_close(ours, reference, dtype, what: str, rtol=None, atol=None) -> None:
+    """|ours − reference| ≤ rtol·max|reference| + atol, element-wise."""
+    default_rtol, default_atol = TOLERANCES[np.dtype(dtype)]
+    rtol = default_rtol if rtol is None else rtol
+    atol = default_atol if atol is None else atol
+    ours = np.asarray(ours, dtype=np.float64)
+    reference = np.asarray(reference, dtype=np.float64)
+    assert ours.shape == reference.shape, f"{what}: shape {ours.shape} != reference {reference.shape}"
+    assert np.all(np.isfinite(ours)), f"{what}: non-finite values {ours}"
+    scale = float(np.max(np.abs(reference))) if reference.size else 0.0
+    error = float(np.max(np.abs(ours - reference))) if reference.size else 0.0
+    bound = rtol * scale + atol
+    assert error <= bound, (
+        f"{what}: max |ours − reference| = {error:.3e} > {bound:.3e} "
+        f"(rtol {rtol:g} · max|reference| {scale:.3e} + atol {atol:g})"
+    )
+
+
+def assert_unchanged(before, after, what: str) -> None:
+    assert np.asarray(after).dtype == np.asarray(before).dtype, f"{what}: dtype changed"
+    assert np.array_equal(before, after, equal_nan=True), f"{what} was modified in place"
+
+
+def central_differences(loss, x: np.ndarray, h: float = 1e-6) -> np.ndarray:
+    """dloss/dx by central differences; ``loss`` gets a fresh perturbed copy each time."""
+    x = np.asarray(x, dtype=np.float64)
+    grad = np.zeros_like(x)
+    for index in np.ndindex(x.shape):
+        plus, minus = x.copy(), x.copy()
+        plus[index] += h
+        minus[index] -= h
+        grad[index] = (loss(plus) - loss(minus)) / (2 * h)
+    return grad
+
+
+def assert_matches_finite_differences(analytic, numerical, what: str, rtol: float = 1e-6) -> None:
+    analytic = np.asarray(analytic, dtype=np.float64)
+    scale = max(float(np.max(np.abs(analytic), initial=0.0)), float(np.max(np.abs(numerical), initial=0.0)))
+    error = float(np.max(np.abs(analytic - numerical), initial=0.0))
+    assert error <= rtol * scale + 1e-8, (
+        f"{what}: analytic vs central differences differ by {error:.3e} (scale {scale:.3e})"
+    )
+
+
+# -- the harness ----------------------------------------------------------------------------------
+def check_layer(
+    layer,
+    twin,
+    X: np.ndarray,
+    dY: np.ndarray,
+    params: dict | None = None,
+    expected_shape: tuple | None = None,
+    finite_differences: bool = False,
+):
+    """Check ``layer`` against its torch ``twin`` on input X with upstream gradient dY.
+
+    ``params`` maps parameter names to arrays (our layouts); the layer is built by a
+    first forward, the built shapes are checked against them, then they replace the
+    built parameters. Returns (Y, dX, gradients).
+    """
+    dtype = X.dtype
+    params = {} if params is None else params
+
+    # Lazy build, then the caller's parameters replace the built ones.
+    layer.forward(X.copy())
+    assert list(layer.parameters) == list(params), (
+        f"{layer.name}: parameters {list(layer.parameters)}, expected {list(params)}"
+    )
+    for key, value in params.items():
+        built = layer.parameters[key]
+        assert built.shape == value.shape, f"{layer.name}: built {key} has shape {built.shape}, expected {value.shape}"
+        assert built.dtype == dtype, f"{layer.name}: built {key} has dtype {built.dtype}, input {dtype}"
+        layer.parameters[key] = value.copy()
+
+    X_before, dY_before = X.copy(), dY.copy()
+    params_before = {key: value.copy() for key, value in params.items()}
+
+    Y = layer.forward(X)
+    if expected_shape is not None:
+        assert Y.shape == tuple(expected_shape), f"{layer.name}: output shape {Y.shape}, expected {expected_shape}"
+    assert Y.dtype == dtype, f"{layer.name}: output dtype {Y.dtype} for a {dtype} input"
+    assert Y.shape == dY.shape, f"test bug: dY shape {dY.shape} != output shape {Y.shape}"
+
+    dX = layer.backward(dY)
+    assert dX.shape == X.shape, f"{layer.name}: dX shape {dX.shape}, input shape {X.shape}"
+    assert dX.dtype == dtype, f"{layer.name}: dX dtype {dX.dtype} for a {dtype} input"
+    gradients = {key: np.array(value) for key, value in layer.gradients.items()}
+    assert list(gradients) == list(params), f"{layer.name}: gradient keys {list(gradients)}"
+    for key, value in params.items():
+        assert gradients[key].shape == value.shape, f"{layer.name}: d{key} shape {gradients[key].shape}"
+        assert gradients[key].dtype == dtype, f"{layer.name}: d{key} dtype {gradients[key].dtype}"
+
+    # Nothing the layer was given has changed.
+    assert_unchanged(X_before, X, f"{layer.name}: the input X")
+    assert_unchanged(dY_before, dY, f"{layer.name}: the upstream gradient dY")
+    for key in params:
+        assert_unchanged(params_before[key], layer.parameters[key], f"{layer.name}: parameter {key}")
+
+    # The torch twin, in float64, on the same values.
+    x_t = to_torch(X, requires_grad=True)
+    p_t = {key: to_torch(value, requires_grad=True) for key, value in params.items()}
+    y_t = twin(x_t, p_t)
+    assert tuple(y_t.shape) == Y.shape, f"{layer.name}: output shape {Y.shape}, torch {tuple(y_t.shape)}"
+    (y_t * to_torch(dY)).sum().backward()
+
+    assert_close(Y, y_t.detach().numpy(), dtype, f"{layer.name} forward")
+    assert_close(dX, x_t.grad.numpy(), dtype, f"{layer.name} dL/dX")
+    for key in params:
+        assert_close(gradients[key], p_t[key].grad.numpy(), dtype, f"{layer.name} dL/d{key}")
+
+    # backward overwrites the gradients: a second call gives the same, not twice as much.
+    dX_again = layer.backward(dY)
+    np.testing.assert_array_equal(dX_again, dX, err_msg=f"{layer.name}: second backward dX differs")
+    for key in params:
+        np.testing.assert_array_equal(
+            layer.gradients[key], gradients[key], err_msg=f"{layer.name}: gradients[{key!r}] accumulated"
+        )
+
+    # Read-only, non-contiguous (Fortran-ordered) input, upstream gradient and
+    # parameters: any in-place write raises, and the layout changes nothing.
+    def frozen(array):
+        array = np.asfortranarray(array) if array.ndim > 1 else array.copy()
+        array.flags.writeable = False
+        return array
+
+    saved = {key: layer.parameters[key] for key in params}
+    for key in params:
+        layer.parameters[key] = frozen(params[key])
+    Y_frozen = layer.forward(frozen(X))
+    dX_frozen = layer.backward(frozen(dY))
+    assert_close(Y_frozen, Y, dtype, f"{layer.name} forward on a read-only Fortran-ordered input")
+    assert_close(dX_frozen, dX, dtype, f"{layer.name} dX for a read-only Fortran-ordered upstream gradient")
+    for key in params:
+        assert_close(layer.gradients[key], gradients[key], dtype, f"{layer.name} d{key} with read-only parameters")
+        layer.parameters[key] = saved[key]
+
+    if finite_differences:
+        assert dtype == np.float64, "finite differences are checked in float64 only"
+        _check_finite_differences(layer, X, dY, params, dX, gradients)
+    return Y, dX, gradients
+
+
+def _check_finite_differences(layer, X, dY, params, dX, gradients) -> None:
+    def loss_of_input(x):
+        return float(np.sum(layer.forward(x, retain_derived=False) * dY))
+
+    assert_matches_finite_differences(dX, central_differences(loss_of_input, X), f"{layer.name} dX")
+    for key, value in params.items():
+
+        def loss_of_param(p, key=key):
+            layer.parameters[key] = p  # parameters are read afresh by every forward
+            return float(np.sum(layer.forward(X, retain_derived=False) * dY))
+
+        numerical = central_differences(loss_of_param, value)
+        layer.parameters[key] = value.copy()
+        assert_matches_finite_differences(gradients[key], numerical, f"{layer.name} d{key}")
+
+
+def snapshot(obj):
+    """A deep copy of a dict/list of arrays (for 'nothing was touched' checks)."""
+    return copy.deepcopy(obj)
+
+
+def assert_same_tree(before, after, what: str) -> None:
+    """Two (nested) dicts/lists/tuples of arrays hold equal values."""
+    if isinstance(before, dict):
+        assert isinstance(after, dict) and list(before) == list(after), f"{what}: keys changed"
+        for key in before:
+            assert_same_tree(before[key], after[key], f"{what}[{key!r}]")
+    elif isinstance(before, (list, tuple)) and not isinstance(before, np.ndarray):
+        assert len(before) == len(after), f"{what}: length changed"
+        for i, (b, a) in enumerate(zip(before, after)):
+            assert_same_tree(b, a, f"{what}[{i}]")
+    elif isinstance(before, np.ndarray) or isinstance(after, np.ndarray):
+        assert np.array_equal(before, after, equal_nan=True), f"{what} changed"
+        assert np.asarray(before).shape == np.asarray(after).shape, f"{what}: shape changed"
+    else:
+        assert before == after, f"{what}: {before!r} -> {after!r}"
