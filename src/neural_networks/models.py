@@ -236,21 +236,36 @@ class NeuralNetwork:
         return Y_hat, self.loss(self._targets_like(Y, Y_hat), Y_hat)
 
     def _as_model_dtype(self, X, argument: str) -> np.ndarray:
+        """Validate inputs at the model boundary: numeric, a non-empty batch, samples of the
+        built model's shape and finite (after conversion to the model dtype)."""
         X = np.asarray(X)
         if X.dtype.kind not in "biuf":
             raise TypeError(f"{argument}: expected a numeric array, got dtype {X.dtype}")
         if X.ndim < 1:
             raise ShapeError(f"{argument}: expected a batch of samples, got a scalar")
-        return X.astype(self.dtype, copy=False)
+        if X.shape[0] == 0:
+            raise ValueError(f"{argument}: expected at least one sample, got shape {X.shape}")
+        if self.input_shape is not None and X.shape[1:] != tuple(self.input_shape):
+            raise ShapeError(f"{argument}: the model was built for samples of shape "
+                             f"{tuple(self.input_shape)}, got {X.shape[1:]}")
+        with np.errstate(over="ignore", invalid="ignore"):  # too large for the dtype: inf, refused below
+            X = X.astype(self.dtype, copy=False)
+        if not np.all(np.isfinite(X)):
+            raise ValueError(f"{argument}: contains nan or inf values (in {self.dtype})")
+        return X
 
-    def _targets_like(self, Y, Y_hat: np.ndarray) -> np.ndarray:
+    def _targets_like(self, Y, Y_hat: np.ndarray, argument: str = "Y") -> np.ndarray:
         """Targets as an array of Y_hat's shape: class ids (N,) become one-hot rows."""
         Y = np.asarray(Y)
+        if Y.dtype.kind not in "biuf":
+            raise TypeError(f"{argument}: expected numeric targets, got dtype {Y.dtype}")
+        if Y.dtype.kind == "f" and not np.all(np.isfinite(Y)):
+            raise ValueError(f"{argument}: contains nan or inf values")
         if Y.ndim == 1 and Y_hat.ndim == 2 and Y_hat.shape[1] > 1 and Y.shape[0] == Y_hat.shape[0]:
             ids = Y.astype(np.int64)
             if np.any(ids != Y) or ids.min(initial=0) < 0 or ids.max(initial=0) >= Y_hat.shape[1]:
                 raise ValueError(
-                    f"Y: class ids must be integers in 0..{Y_hat.shape[1] - 1}, "
+                    f"{argument}: class ids must be integers in 0..{Y_hat.shape[1] - 1}, "
                     f"got values from {Y.min()} to {Y.max()}"
                 )
             one_hot = np.zeros(Y_hat.shape, dtype=Y_hat.dtype)
@@ -259,7 +274,7 @@ class NeuralNetwork:
         if Y.ndim == 1 and Y_hat.ndim == 2 and Y_hat.shape[1] == 1:
             Y = Y.reshape(-1, 1)
         if Y.shape != Y_hat.shape:
-            raise ShapeError(f"Y: expected targets of shape {Y_hat.shape} (or class ids of shape "
+            raise ShapeError(f"{argument}: expected targets of shape {Y_hat.shape} (or class ids of shape "
                              f"({Y_hat.shape[0]},)), got {Y.shape}")
         return Y.astype(Y_hat.dtype, copy=False)
 
@@ -308,6 +323,9 @@ class NeuralNetwork:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise TypeError("validation_data: expected a pair (X_val, Y_val)")
             validation_data = self._training_arrays(*validation_data, "X_val", "Y_val")
+        if not self.built:
+            # now, not at the first batch: the checkpoint written before epoch 1 needs parameters
+            self.build(X.shape[1:])
         callbacks = list(callbacks)
         for callback in callbacks:
             callback.on_train_begin(self)
@@ -342,22 +360,16 @@ class NeuralNetwork:
         """Validate (X, Y) at the model boundary; X in the model dtype, Y shaped like the output."""
         X = self._as_model_dtype(X, x_name)
         Y = np.asarray(Y)
-        if X.shape[0] == 0:
-            raise ValueError(f"{x_name}: expected at least one sample, got shape {X.shape}")
         if Y.ndim < 1 or Y.shape[0] != X.shape[0]:
             raise ShapeError(f"{y_name}: expected {X.shape[0]} targets (one per row of {x_name}), "
                              f"got shape {Y.shape}")
         if Y.dtype.kind not in "biuf":
             raise TypeError(f"{y_name}: expected numeric targets, got dtype {Y.dtype}")
-        for name, array in ((x_name, X), (y_name, Y)):
-            if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
-                raise ValueError(f"{name}: contains nan or inf values")
-        if self.input_shape is not None and X.shape[1:] != tuple(self.input_shape):
-            raise ShapeError(f"{x_name}: the model was built for samples of shape "
-                             f"{tuple(self.input_shape)}, got {X.shape[1:]}")
+        if Y.dtype.kind == "f" and not np.all(np.isfinite(Y)):
+            raise ValueError(f"{y_name}: contains nan or inf values")
         self._complete_output_layer(self._n_outputs(Y))
         Y_hat_shape = (X.shape[0],) + self.output_shape(X.shape[1:])
-        return X, self._targets_like(Y, np.empty(Y_hat_shape, dtype=self.dtype))
+        return X, self._targets_like(Y, np.empty(Y_hat_shape, dtype=self.dtype), y_name)
 
     def _n_outputs(self, Y: np.ndarray) -> int:
         if Y.ndim == 1 and isinstance(self.loss, CrossEntropy):

@@ -73,9 +73,10 @@ def read_archive(path) -> tuple[dict, dict[str, np.ndarray]]:
     if not path.is_file():
         raise FileNotFoundError(f"no model file at {str(path)!r}")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise FormatError(f"{path}: not a neural_networks model file (a bare .npy array)")
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):  # a bare .npy array is no context manager
+            raise FormatError(f"{path}: not a neural_networks model file (a bare .npy array)")
+        with loaded as archive:
             arrays = {name: archive[name] for name in archive.files}
     except FormatError:
         raise
@@ -154,11 +155,20 @@ def model_from_archive(path: Path, header: dict, arrays: dict):
         model.build(tuple(architecture["input_shape"]))
     except FormatError:
         raise
-    except (KeyError, TypeError, ValueError, NotImplementedError) as error:
+    except (KeyError, TypeError, ValueError, NotImplementedError, MemoryError, OverflowError) as error:
         raise FormatError(f"{path}: the architecture cannot be rebuilt ({error})") from None
     _copy_parameters(path, model, arrays)
-    model.metadata = dict(header.get("metadata") or {})
+    model.metadata = _metadata(path, header)
     return model
+
+
+def _metadata(path: Path, header: dict) -> dict:
+    metadata = header.get("metadata")
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict):
+        raise FormatError(f"{path}: the header's metadata is not a JSON object")
+    return dict(metadata)
 
 
 def _copy_parameters(path: Path, model, arrays: dict) -> None:
@@ -232,11 +242,23 @@ def restore_checkpoint(model, path, callbacks=()) -> tuple[int, "History"]:
     checkpoint = header.get("checkpoint")
     if header.get("kind") != "checkpoint" or not isinstance(checkpoint, dict):
         raise FormatError(f"{path}: a model file, not a training checkpoint (no optimizer state)")
-    saved_layers = header["architecture"].get("layers")
-    if model.built and saved_layers != [layer.get_config() for layer in model.layers]:
-        raise ValueError(f"{path}: the checkpoint's layers differ from this model's layers")
+    saved = header["architecture"]
+    current = json.loads(json.dumps(_jsonable(model.get_config())))
+    differs = [key for key in ("layers", "loss", "dtype") if saved.get(key) != current[key]]
+    shapes = (saved.get("input_shape"), current["input_shape"])
+    if None not in shapes and shapes[0] != shapes[1]:
+        differs.append("input_shape")
+    if differs:
+        raise ValueError(f"{path}: this model does not match the checkpoint ({', '.join(differs)} "
+                         f"differ); resume with the model the checkpoint was written for")
+    saved_callbacks = checkpoint.get("callbacks")
+    if isinstance(saved_callbacks, list) and all(isinstance(e, dict) for e in saved_callbacks):
+        _check_callback_types([entry.get("type") for entry in saved_callbacks], callbacks)
     if not model.built:
-        model.build(tuple(header["architecture"]["input_shape"]))
+        try:
+            model.build(tuple(header["architecture"]["input_shape"]))
+        except (KeyError, TypeError, ValueError, MemoryError, OverflowError) as error:
+            raise FormatError(f"{path}: the checkpoint has no usable input shape ({error})") from None
     _copy_parameters(path, model, arrays)
     try:
         optimizer = checkpoint["optimizer"]
@@ -254,16 +276,13 @@ def restore_checkpoint(model, path, callbacks=()) -> tuple[int, "History"]:
         raise
     except (KeyError, TypeError, ValueError) as error:
         raise FormatError(f"{path}: the checkpoint cannot be restored ({error})") from None
-    model.metadata = dict(header.get("metadata") or model.metadata)
+    model.metadata = _metadata(path, header) or model.metadata
     return epoch, history
 
 
 def _restore_callbacks(saved: list, arrays: dict, callbacks) -> None:
     callbacks = list(callbacks)
-    saved_types = [entry["type"] for entry in saved]
-    if saved_types != [type(callback).__name__ for callback in callbacks]:
-        raise ValueError(f"the checkpoint was written with callbacks {saved_types}; "
-                         f"resume with the same callbacks, got {[type(c).__name__ for c in callbacks]}")
+    _check_callback_types([entry["type"] for entry in saved], callbacks)
     for index, (entry, callback) in enumerate(zip(saved, callbacks)):
         prefix = f"callback:{index}:"
         state = dict(entry["state"])
@@ -271,3 +290,10 @@ def _restore_callbacks(saved: list, arrays: dict, callbacks) -> None:
         if callback_arrays:
             state["arrays"] = callback_arrays
         callback.set_state(state)
+
+
+def _check_callback_types(saved_types: list, callbacks) -> None:
+    given = [type(callback).__name__ for callback in callbacks]
+    if saved_types != given:
+        raise ValueError(f"the checkpoint was written with callbacks {saved_types}; "
+                         f"resume with the same callbacks, got {given}")
