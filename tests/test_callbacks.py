@@ -323,3 +323,16 @@ def test_summary_of_an_unbuilt_model_needs_an_input_shape():
     model.fit(X, y, epochs=1, verbose=0)
     rows = _parse_summary(model.summary(print_fn=lambda _: None))
     assert rows == [(0, "FullyConnected", "(None, 3)", 4 * 3 + 3)]
+
+
+def test_csv_logger_continues_its_file_when_a_run_is_resumed(tmp_path):
+    from neural_networks.callbacks import CSVLogger
+
+    X, y = toy_data()
+    log = tmp_path / "log.csv"
+    mlp().fit(X, y, epochs=2, batch_size=16, verbose=0, checkpoint=tmp_path, callbacks=[CSVLogger(log)])
+    mlp().fit(X, y, epochs=4, batch_size=16, verbose=0, resume=tmp_path, callbacks=[CSVLogger(log)])
+    epochs = [line.split(",")[0] for line in log.read_text().splitlines()[1:]]
+    assert epochs == ["1", "2", "3", "4"]
+    mlp().fit(X, y, epochs=1, batch_size=16, verbose=0, callbacks=[CSVLogger(log)])
+    assert len(log.read_text().splitlines()) == 2  # a new run starts a new file

@@ -180,3 +180,12 @@ def test_valid_edge_cases_are_accepted():
     assert model.predict(X0[:1]).shape == (1, K)
     model.fit(X0, Y0 > 0, epochs=1, batch_size=100, verbose=0)
     assert model.evaluate(X0[:1], Y0[:1])["accuracy"] in (0.0, 1.0)
+
+
+def test_a_corrupt_class_id_does_not_size_a_huge_output_layer():
+    from neural_networks.models import NeuralNetwork
+
+    model = NeuralNetwork(layer_args=[{"name": "fully_connected", "n_out": 4, "activation": "relu"},
+                                      {"name": "fully_connected", "n_out": None, "activation": "softmax"}])
+    with pytest.raises(ValueError, match="class ids"):
+        model.fit(np.zeros((3, 2)), np.array([0, 1, 10**9]), epochs=1, verbose=0)

@@ -375,3 +375,17 @@ def test_fuzz_mutated_header_bytes_give_format_error_or_load(tmp_path, model_fil
     write_members(path, members)
     if load_outcome(path) == "ok":
         assert nn.load(path).predict(X).shape[0] == len(X)
+
+
+@pytest.mark.parametrize("forged", [{"layer": 3, "n_out": 10**9}, {"input_shape": [10**5, 10**5, 1]}])
+def test_forged_sizes_are_refused_before_anything_is_allocated(tmp_path, model_file, forged):
+    members = read_members(model_file[0])
+    header = header_of(members)
+    if "layer" in forged:
+        header["architecture"]["layers"][forged["layer"]]["n_out"] = forged["n_out"]
+    else:
+        header["architecture"]["input_shape"] = forged["input_shape"]
+    path = tmp_path / "forged.npz"
+    write_members(path, with_header(members, header))
+    with pytest.raises(FormatError):
+        nn.load(path)

@@ -170,13 +170,19 @@ class CSVLogger(Callback):
         super().__init__()
         self.path = Path(path)
         self.append = append
+        self._start_fresh = not append
 
     def on_train_begin(self, model) -> None:
         super().on_train_begin(model)
-        if not self.append and self.path.exists():
-            self.path.unlink()
+        self._start_fresh = not self.append
+
+    def set_state(self, state: dict) -> None:
+        self._start_fresh = False  # a resumed run continues its file
 
     def on_epoch_end(self, epoch: int, logs: dict) -> None:
+        if self._start_fresh and self.path.exists():
+            self.path.unlink()
+        self._start_fresh = False
         row = {"epoch": epoch + 1, **logs}
         new_file = not self.path.exists()
         with open(self.path, "a", newline="") as handle:

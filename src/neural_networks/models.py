@@ -18,6 +18,8 @@ from .serialization import checkpoint_file, restore_checkpoint, save_checkpoint
 from .training import History, accuracy, fit_loop
 
 _FLOAT_DTYPES = ("float32", "float64")
+#: guard against sizing an output layer from a corrupt label (e.g. 10⁹ → 150 GiB of weights)
+_MAX_CLASSES_FROM_IDS = 100_000
 
 
 def _layer_from_args(args) -> Layer:
@@ -373,7 +375,11 @@ class NeuralNetwork:
 
     def _n_outputs(self, Y: np.ndarray) -> int:
         if Y.ndim == 1 and isinstance(self.loss, CrossEntropy):
-            return int(Y.max()) + 1 if Y.size else 1
+            n_classes = int(Y.max()) + 1 if Y.size else 1
+            if self._output_args is not None and n_classes > _MAX_CLASSES_FROM_IDS:
+                raise ValueError(f"Y: class ids go up to {n_classes - 1}; expected ids 0..k-1 "
+                                 f"with k at most {_MAX_CLASSES_FROM_IDS:,}")
+            return n_classes
         return int(np.prod(Y.shape[1:])) if Y.ndim > 1 else 1
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:

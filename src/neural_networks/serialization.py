@@ -146,6 +146,7 @@ def model_from_archive(path: Path, header: dict, arrays: dict):
     from .optimizers import optimizer_from_config
 
     architecture = header["architecture"]
+    _check_sizes(path, architecture, arrays)
     try:
         layers = [layer_from_config(config) for config in architecture["layers"]]
         optimizer = optimizer_from_config(architecture["optimizer"])
@@ -160,6 +161,27 @@ def model_from_archive(path: Path, header: dict, arrays: dict):
     _copy_parameters(path, model, arrays)
     model.metadata = _metadata(path, header)
     return model
+
+
+_MAX_INPUT_ELEMENTS = 10**8
+
+
+def _check_sizes(path: Path, architecture: dict, arrays: dict) -> None:
+    """Refuse sizes the stored arrays cannot back before building anything, so a
+    forged header cannot make the loader allocate gigabytes."""
+    largest = max((a.size for name, a in arrays.items() if name.startswith("param:")), default=0)
+    layers = architecture.get("layers")
+    if not isinstance(layers, list):
+        raise FormatError(f"{path}: the architecture has no list of layers")
+    for index, config in enumerate(layers):
+        n_out = config.get("n_out") if isinstance(config, dict) else None
+        if isinstance(n_out, int) and n_out > largest:
+            raise FormatError(f"{path}: layer {index} declares {n_out} outputs but no stored "
+                              f"parameter has that many values")
+    shape = architecture.get("input_shape")
+    if (not isinstance(shape, list) or not all(isinstance(n, int) and n > 0 for n in shape)
+            or np.prod(shape, dtype=np.float64) > _MAX_INPUT_ELEMENTS):
+        raise FormatError(f"{path}: invalid input shape {shape!r}")
 
 
 def _metadata(path: Path, header: dict) -> dict:
