@@ -19,7 +19,7 @@ class FormatError(ValueError):
 
 def unknown_name(argument: str, got, accepted) -> UnknownNameError:
     """Build the error for an unknown name, listing what is accepted."""
-    return UnknownNameError(f"{argument}: expected one of {sorted(accepted)}, got {got!r}")
+    return UnknownNameError(f"unknown {argument} {got!r}; expected one of {sorted(accepted)}")
 
 
 class TrainingDivergedError(FloatingPointError):

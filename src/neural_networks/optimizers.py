@@ -29,14 +29,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from neural_networks.schedulers import (
-    Scheduler,
-    _check_bool,
-    _check_int,
-    _check_real,
-    initialize_scheduler,
-    scheduler_from_config,
-)
+from .schedulers import Scheduler, initialize_scheduler, scheduler_from_config
+from .utils.validation import build_from_kwargs, check_bool, check_int, check_real, lookup
 
 __all__ = [
     "Optimizer",
@@ -72,7 +66,7 @@ def _lerp_(start: np.ndarray, end: np.ndarray, weight: float) -> None:
 def _check_clip_norm(clip_norm: Any) -> float | None:
     if clip_norm is None:
         return None
-    return _check_real("clip_norm", clip_norm, low=0.0, low_open=True)
+    return check_real("clip_norm", clip_norm, low=0.0, low_open=True)
 
 
 class Optimizer(ABC):
@@ -114,7 +108,7 @@ class Optimizer(ABC):
         lr_scheduler: Scheduler | str | Mapping[str, Any] | None = None,
         clip_norm: float | None = None,
     ) -> None:
-        self.lr = _check_real("lr", lr, low=0.0)
+        self.lr = check_real("lr", lr, low=0.0)
         self.clip_norm = _check_clip_norm(clip_norm)
         self.lr_scheduler = self._make_scheduler(lr_scheduler)
         self.epoch = 0
@@ -138,7 +132,7 @@ class Optimizer(ABC):
     # ------------------------------------------------------------------ #
     def set_epoch(self, epoch: int) -> None:
         """Tell the optimizer the current 0-based epoch (for epoch schedules)."""
-        self.epoch = _check_int("epoch", epoch, low=0)
+        self.epoch = check_int("epoch", epoch, low=0)
 
     def _lr_at(self, t: int) -> float:
         return self.lr if self.lr_scheduler is None else self.lr_scheduler(t)
@@ -311,8 +305,8 @@ class Optimizer(ABC):
             )
         # Rebuilding through the constructor re-validates the saved settings.
         self.__dict__.update(optimizer_from_config(config).__dict__)
-        self.iterations = _check_int("iterations", state_dict["iterations"], low=0)
-        self.epoch = _check_int("epoch", state_dict["epoch"], low=0)
+        self.iterations = check_int("iterations", state_dict["iterations"], low=0)
+        self.epoch = check_int("epoch", state_dict["epoch"], low=0)
         self.state = {
             str(name): {key: np.array(value, copy=True) for key, value in buffers.items()}
             for name, buffers in state_dict["state"].items()
@@ -366,10 +360,10 @@ class SGD(Optimizer):
         lr_scheduler: Scheduler | str | Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(lr, lr_scheduler, clip_norm)
-        self.momentum = _check_real("momentum", momentum, low=0.0)
-        self.dampening = _check_real("dampening", dampening, low=0.0, high=1.0)
-        self.nesterov = _check_bool("nesterov", nesterov)
-        self.weight_decay = _check_real("weight_decay", weight_decay, low=0.0)
+        self.momentum = check_real("momentum", momentum, low=0.0)
+        self.dampening = check_real("dampening", dampening, low=0.0, high=1.0)
+        self.nesterov = check_bool("nesterov", nesterov)
+        self.weight_decay = check_real("weight_decay", weight_decay, low=0.0)
         if self.nesterov and (self.momentum <= 0 or self.dampening != 0):
             raise ValueError(
                 "nesterov=True requires momentum > 0 and dampening == 0, got "
@@ -438,12 +432,12 @@ class Adam(Optimizer):
         if isinstance(betas, (str, bytes)) or not hasattr(betas, "__len__") or len(betas) != 2:
             raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
         self.betas = (
-            _check_real("betas[0]", betas[0], low=0.0, high=1.0, high_open=True),
-            _check_real("betas[1]", betas[1], low=0.0, high=1.0, high_open=True),
+            check_real("betas[0]", betas[0], low=0.0, high=1.0, high_open=True),
+            check_real("betas[1]", betas[1], low=0.0, high=1.0, high_open=True),
         )
-        self.eps = _check_real("eps", eps, low=0.0)
-        self.weight_decay = _check_real("weight_decay", weight_decay, low=0.0)
-        self.amsgrad = _check_bool("amsgrad", amsgrad)
+        self.eps = check_real("eps", eps, low=0.0)
+        self.weight_decay = check_real("weight_decay", weight_decay, low=0.0)
+        self.amsgrad = check_bool("amsgrad", amsgrad)
 
     def _init_state(self, state: State, param: np.ndarray) -> None:
         state["exp_avg"] = np.zeros_like(param)
@@ -550,11 +544,11 @@ class RMSProp(Optimizer):
         lr_scheduler: Scheduler | str | Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(lr, lr_scheduler, clip_norm)
-        self.alpha = _check_real("alpha", alpha, low=0.0, high=1.0)
-        self.eps = _check_real("eps", eps, low=0.0)
-        self.weight_decay = _check_real("weight_decay", weight_decay, low=0.0)
-        self.momentum = _check_real("momentum", momentum, low=0.0)
-        self.centered = _check_bool("centered", centered)
+        self.alpha = check_real("alpha", alpha, low=0.0, high=1.0)
+        self.eps = check_real("eps", eps, low=0.0)
+        self.weight_decay = check_real("weight_decay", weight_decay, low=0.0)
+        self.momentum = check_real("momentum", momentum, low=0.0)
+        self.centered = check_bool("centered", centered)
 
     def _init_state(self, state: State, param: np.ndarray) -> None:
         state["square_avg"] = np.zeros_like(param)
@@ -603,24 +597,7 @@ def _normalize(name: Any) -> str | None:
 
 
 def _lookup(name: Any) -> type[Optimizer]:
-    key = _normalize(name)
-    if key not in OPTIMIZERS:
-        raise ValueError(
-            f"unknown optimizer {name!r}; expected one of {sorted(OPTIMIZERS)} "
-            "(case-insensitive)"
-        )
-    return OPTIMIZERS[key]
-
-
-def _build(cls: type[Optimizer], kwargs: dict[str, Any]) -> Optimizer:
-    accepted = [p for p in inspect.signature(cls).parameters if p != "self"]
-    unknown = sorted(set(kwargs) - set(accepted))
-    if unknown:
-        raise ValueError(
-            f"{cls.__name__} got unexpected argument(s) {unknown}; "
-            f"accepted arguments are {accepted}"
-        )
-    return cls(**kwargs)
+    return lookup(OPTIMIZERS, name, "optimizer")
 
 
 def initialize_optimizer(
@@ -671,7 +648,7 @@ def initialize_optimizer(
                 "pass betas=(beta1, beta2) instead, or momentum=None"
             )
         kwargs["momentum"] = momentum
-    return _build(cls, {"lr": lr, "lr_scheduler": lr_scheduler, "clip_norm": clip_norm, **kwargs})
+    return build_from_kwargs(cls, {"lr": lr, "lr_scheduler": lr_scheduler, "clip_norm": clip_norm, **kwargs})
 
 
 def optimizer_from_config(config: Mapping[str, Any]) -> Optimizer:
@@ -680,4 +657,4 @@ def optimizer_from_config(config: Mapping[str, Any]) -> Optimizer:
         raise ValueError(f"optimizer config must be a dict with a 'name' key, got {config!r}")
     kwargs = dict(config)
     cls = _lookup(kwargs.pop("name"))
-    return _build(cls, kwargs)
+    return build_from_kwargs(cls, kwargs)

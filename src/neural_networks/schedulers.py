@@ -19,13 +19,12 @@ serialised with :meth:`Scheduler.get_config` /
 
 from __future__ import annotations
 
-import inspect
 import math
 import numbers
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
-import numpy as np
+from .utils.validation import build_from_kwargs, check_bool, check_int, check_real, lookup
 
 __all__ = [
     "Scheduler",
@@ -38,74 +37,6 @@ __all__ = [
     "scheduler_from_config",
     "SCHEDULERS",
 ]
-
-
-# --------------------------------------------------------------------------- #
-# Argument validation (shared with optimizers.py)
-# --------------------------------------------------------------------------- #
-def _check_real(
-    name: str,
-    value: Any,
-    *,
-    low: float | None = None,
-    high: float | None = None,
-    low_open: bool = False,
-    high_open: bool = False,
-) -> float:
-    """Return ``value`` as a finite Python float inside the given interval.
-
-    Converting to a *Python* float matters: NumPy 2 treats Python scalars as
-    "weak", so ``float32_array * lr`` stays float32, whereas a ``np.float64``
-    hyper-parameter would silently upcast float32 parameters.
-    """
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(
-            f"{name} must be a real number, got {value!r} ({type(value).__name__})"
-        )
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    too_low = low is not None and (value <= low if low_open else value < low)
-    too_high = high is not None and (value >= high if high_open else value > high)
-    if too_low or too_high:
-        raise ValueError(
-            f"{name} must be {_describe_interval(low, high, low_open, high_open)}, "
-            f"got {value!r}"
-        )
-    return value
-
-
-def _describe_interval(
-    low: float | None, high: float | None, low_open: bool, high_open: bool
-) -> str:
-    if high is None:
-        return f"{'>' if low_open else '>='} {low:g}"
-    if low is None:
-        return f"{'<' if high_open else '<='} {high:g}"
-    left, right = "(" if low_open else "[", ")" if high_open else "]"
-    return f"in {left}{low:g}, {high:g}{right}"
-
-
-def _check_int(name: str, value: Any, *, low: int) -> int:
-    """Return ``value`` as a Python int ``>= low`` (bools are rejected)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(
-            f"{name} must be an integer >= {low}, got {value!r} "
-            f"({type(value).__name__})"
-        )
-    if value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
-
-
-def _check_bool(name: str, value: Any) -> bool:
-    # numpy bools are accepted; ints are not, so `staircase=None` or `=1` is
-    # reported instead of being silently coerced.
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(
-            f"{name} must be True or False, got {value!r} ({type(value).__name__})"
-        )
-    return bool(value)
 
 
 def _check_time(t: Any) -> float | int:
@@ -146,8 +77,8 @@ class Scheduler(ABC):
     _config_keys: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, lr: float = 0.01, per_batch: bool = False) -> None:
-        self.lr = _check_real("lr", lr, low=0.0, low_open=True)
-        self.per_batch = _check_bool("per_batch", per_batch)
+        self.lr = check_real("lr", lr, low=0.0, low_open=True)
+        self.per_batch = check_bool("per_batch", per_batch)
 
     def __call__(self, t: float) -> float:
         return self.scheduled_lr(t)
@@ -234,9 +165,9 @@ class Exponential(Scheduler):
         per_batch: bool = False,
     ) -> None:
         super().__init__(lr, per_batch)
-        self.decay = _check_real("decay", decay, low=0.0, high=1.0, low_open=True)
-        self.stage_length = _check_int("stage_length", stage_length, low=1)
-        self.staircase = _check_bool("staircase", staircase)
+        self.decay = check_real("decay", decay, low=0.0, high=1.0, low_open=True)
+        self.stage_length = check_int("stage_length", stage_length, low=1)
+        self.staircase = check_bool("staircase", staircase)
 
     def _lr_at(self, t: float) -> float:
         # Floor division keeps the staircase exponent an exact integer for
@@ -275,8 +206,8 @@ class StepDecay(Scheduler):
         per_batch: bool = False,
     ) -> None:
         super().__init__(lr, per_batch)
-        self.step_size = _check_int("step_size", step_size, low=1)
-        self.gamma = _check_real("gamma", gamma, low=0.0, high=1.0, low_open=True)
+        self.step_size = check_int("step_size", step_size, low=1)
+        self.gamma = check_real("gamma", gamma, low=0.0, high=1.0, low_open=True)
 
     def _lr_at(self, t: float) -> float:
         return self.lr * self.gamma ** (t // self.step_size)
@@ -316,8 +247,8 @@ class Cosine(Scheduler):
         per_batch: bool = False,
     ) -> None:
         super().__init__(lr, per_batch)
-        self.T_max = _check_int("T_max", T_max, low=1)
-        self.eta_min = _check_real("eta_min", eta_min, low=0.0, high=self.lr)
+        self.T_max = check_int("T_max", T_max, low=1)
+        self.eta_min = check_real("eta_min", eta_min, low=0.0, high=self.lr)
 
     def _lr_at(self, t: float) -> float:
         # Same operation order as torch's closed form, so results agree to
@@ -361,8 +292,8 @@ class LinearWarmup(Scheduler):
         per_batch: bool = False,
     ) -> None:
         super().__init__(lr, per_batch)
-        self.warmup_steps = _check_int("warmup_steps", warmup_steps, low=1)
-        self.start_factor = _check_real(
+        self.warmup_steps = check_int("warmup_steps", warmup_steps, low=1)
+        self.start_factor = check_real(
             "start_factor", start_factor, low=0.0, high=1.0, low_open=True
         )
 
@@ -381,30 +312,7 @@ SCHEDULERS: dict[str, type[Scheduler]] = {
 
 
 def _lookup(name: Any) -> type[Scheduler]:
-    if not isinstance(name, str):
-        raise ValueError(
-            f"scheduler name must be a string, one of {sorted(SCHEDULERS)}, "
-            f"got {name!r}"
-        )
-    key = name.strip().lower().replace("-", "_")
-    if key not in SCHEDULERS:
-        raise ValueError(
-            f"unknown scheduler {name!r}; expected one of {sorted(SCHEDULERS)}"
-        )
-    return SCHEDULERS[key]
-
-
-def _build(cls: type[Scheduler], kwargs: dict[str, Any]) -> Scheduler:
-    # Report unexpected keywords as ValueError with the accepted list, rather
-    # than the bare TypeError Python would raise.
-    accepted = [p for p in inspect.signature(cls).parameters if p != "self"]
-    unknown = sorted(set(kwargs) - set(accepted))
-    if unknown:
-        raise ValueError(
-            f"{cls.__name__} got unexpected argument(s) {unknown}; "
-            f"accepted arguments are {accepted}"
-        )
-    return cls(**kwargs)
+    return lookup(SCHEDULERS, name, "scheduler")
 
 
 def initialize_scheduler(
@@ -450,7 +358,7 @@ def initialize_scheduler(
     overlap = sorted(set(course_args) & set(kwargs))
     if overlap:
         raise ValueError(f"argument(s) {overlap} given twice (course name and keyword)")
-    return _build(cls, {"lr": lr, **course_args, **kwargs})
+    return build_from_kwargs(cls, {"lr": lr, **course_args, **kwargs})
 
 
 def scheduler_from_config(config: dict[str, Any]) -> Scheduler:
@@ -459,4 +367,4 @@ def scheduler_from_config(config: dict[str, Any]) -> Scheduler:
         raise ValueError(f"scheduler config must be a dict with a 'name' key, got {config!r}")
     kwargs = dict(config)
     cls = _lookup(kwargs.pop("name"))
-    return _build(cls, kwargs)
+    return build_from_kwargs(cls, kwargs)
