@@ -6,6 +6,8 @@ builds its parameters lazily from its first input and never modifies an input.
 
 from __future__ import annotations
 
+import inspect
+
 from ..errors import unknown_name
 from .base import Layer
 from .convolution import Conv2D
@@ -21,21 +23,35 @@ LAYERS: dict[str, type[Layer]] = {
 }
 
 
-def initialize_layer(name: str, **kwargs) -> Layer:
-    """Build a layer by name ("fully_connected", "conv2d", "pool2d", "flatten").
+def initialize_layer(
+    name: str,
+    activation=None,
+    weight_init=None,
+    n_out=None,
+    kernel_shape=None,
+    stride=None,
+    pad=None,
+    mode=None,
+    keep_dim="first",
+) -> Layer:
+    """Build a layer by name ("fully_connected", "conv2d", "pool2d", "flatten"), with the
+    course factory's signature.
 
-    Keyword arguments that are None or left out keep the class defaults (the
-    course factory passed None for every argument it was not given).
+    Arguments that are None keep the class defaults (the course passed None for every
+    argument it was not given, which broke them); arguments a layer type does not take
+    must be None (``keep_dim`` is only read by "flatten").
     """
     if name not in LAYERS:
         raise unknown_name("layer", name, LAYERS)
-    settings = {key: value for key, value in kwargs.items() if value is not None}
-    try:
-        return LAYERS[name](**settings)
-    except TypeError as error:
-        if "argument" in str(error):  # an unexpected or missing keyword, not a bad value
-            raise TypeError(f"initialize_layer({name!r}): {error}") from None
-        raise
+    given = {"activation": activation, "weight_init": weight_init, "n_out": n_out,
+             "kernel_shape": kernel_shape, "stride": stride, "pad": pad, "mode": mode}
+    if name == "flatten":
+        given["keep_dim"] = keep_dim
+    accepted = inspect.signature(LAYERS[name]).parameters
+    foreign = sorted(k for k, v in given.items() if v is not None and k not in accepted)
+    if foreign:
+        raise TypeError(f"initialize_layer({name!r}): a {name} layer takes no {foreign}")
+    return LAYERS[name](**{k: v for k, v in given.items() if v is not None})
 
 
 def layer_from_config(config: dict) -> Layer:
