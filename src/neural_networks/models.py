@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import time
 from collections import OrderedDict
 from pathlib import Path
@@ -52,6 +54,16 @@ def _check_count(argument: str, value, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"{argument}: expected an int >= {minimum}, got {value!r}")
     return int(value)
+
+
+@functools.cache
+def _takes_input_gradient_flag(backward) -> bool:
+    """Whether a layer's backward function accepts ``input_gradient=False`` (FullyConnected's
+    and Conv2D's do: they then skip computing dL/dX)."""
+    try:
+        return "input_gradient" in inspect.signature(backward).parameters
+    except (TypeError, ValueError):  # no signature to inspect
+        return False
 
 
 def _now() -> float:
@@ -188,14 +200,22 @@ class NeuralNetwork:
         if self._fused_softmax_cross_entropy():
             # d(CE ∘ softmax)/dZ = (Ŷ − Y)/N: exact and stable, unlike −Y/Ŷ through the Jacobian.
             dZ = (out - target.astype(out.dtype, copy=False)) / out.shape[0]
-            gradient = self.layers[-1].backward_pre_activation(dZ)
+            gradient = self._layer_backward(self.layers[-1], dZ, "backward_pre_activation")
             remaining = self.layers[-2::-1]
         else:
             gradient = self.loss.backward(target, out)
             remaining = self.layers[::-1]
         for layer in remaining:
-            gradient = layer.backward(gradient)
+            gradient = self._layer_backward(layer, gradient)
         return loss
+
+    def _layer_backward(self, layer: Layer, gradient: np.ndarray, method: str = "backward"):
+        """``layer.<method>(gradient)``; the first layer skips computing dL/dX when it can,
+        since nothing needs the gradient of the network's input."""
+        backward = getattr(layer, method)
+        if layer is self.layers[0] and _takes_input_gradient_flag(getattr(backward, "__func__", backward)):
+            return backward(gradient, input_gradient=False)
+        return backward(gradient)
 
     # -- parameters ---------------------------------------------------------------------------
     def named_parameters(self) -> "OrderedDict[str, np.ndarray]":
@@ -232,7 +252,10 @@ class NeuralNetwork:
             self.forward(X[start : start + batch_size], retain_derived=False)
             for start in range(0, X.shape[0], batch_size)
         ]
-        Y_hat = np.concatenate(outputs) if outputs else self.forward(X, retain_derived=False)
+        if len(outputs) == 1:  # one batch: no concatenation copy
+            Y_hat = np.ascontiguousarray(outputs[0])
+        else:
+            Y_hat = np.concatenate(outputs) if outputs else self.forward(X, retain_derived=False)
         if Y is None:
             return Y_hat
         return Y_hat, self.loss(self._targets_like(Y, Y_hat), Y_hat)

@@ -1,49 +1,132 @@
-"""2-D convolution over NHWC images, as matrix products over sliding windows."""
+"""2-D convolution over NHWC images, as matrix products (GEMMs).
+
+Two equivalent ways to compute it, chosen per layer by ``Conv2D.algorithm``:
+
+* ``"shifted"`` (stride 1, output as large as the input, e.g. 3×3 with pad 1): one
+  GEMM per kernel offset on a shifted block of rows of the padded image, accumulated.
+  No window matrix is built, so it needs little memory; best when C_in is large.
+* ``"patches"`` (any stride and padding): the classic im2col, one GEMM on a matrix of
+  every window (kh·kw·C_in columns); best when C_in is small (a first layer).
+
+Neither keeps a window matrix for backward: what it needs is rebuilt from the padded input,
+which costs less than the memory it would hold.
+"""
 
 from __future__ import annotations
 
 from collections import OrderedDict
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+from numpy.lib.stride_tricks import as_strided, sliding_window_view
 
 from ..activations import initialize_activation
 from ..errors import UnknownNameError
 from ..weights import initialize_weights
-from .base import Layer, as_pair, output_size, pad_spatial, resolve_pad
+from .base import Layer, as_pair, output_size, resolve_pad
+
+#: with ``algorithm="auto"``, layers with at least this many input channels use
+#: "shifted" when it applies (measured on the benchmark, see benchmarks/README.md)
+SHIFTED_MIN_CHANNELS = 8
+#: below this many channels ``extract_patches`` copies per kernel offset (measured)
+FEW_CHANNELS = 8
+
+
+def pad_image(X: np.ndarray, pad) -> np.ndarray:
+    """A C-contiguous copy of an NHWC array with ``pad = (ph, pw)`` zeros around each image."""
+    (ph, pw), (n_samples, height, width, channels) = pad, X.shape
+    X_pad = np.zeros((n_samples, height + 2 * ph, width + 2 * pw, channels), dtype=X.dtype)
+    X_pad[:, ph : ph + height, pw : pw + width, :] = X
+    return X_pad
+
+
+def window(X_pad: np.ndarray, i: int, j: int, stride, out_shape) -> np.ndarray:
+    """View of the cells at kernel offset (i, j) of every window: (N, H', W', C)."""
+    (sh, sw), (out_height, out_width) = stride, out_shape
+    return X_pad[:, i : i + sh * (out_height - 1) + 1 : sh, j : j + sw * (out_width - 1) + 1 : sw, :]
 
 
 def extract_patches(X_pad: np.ndarray, kernel_shape, stride, out_shape) -> np.ndarray:
-    """Every kernel window of a padded NHWC array as one row of a matrix.
+    """im2col: every kernel window of a padded NHWC array as one row of a matrix.
 
-    Returns ``patches`` of shape (N·out_height·out_width, kh·kw·C), the columns
-    ordered (kernel row, kernel column, channel) to match a (kh, kw, C, C_out) kernel.
+    Returns ``patches`` of shape (N·H'·W', kh·kw·C), the columns ordered (kernel row,
+    kernel column, channel) to match ``W.reshape(kh·kw·C, C_out)``. Built by the faster
+    of two copies: with few channels, one block copy per kernel offset into the
+    transposed matrix (long contiguous runs along an image row); otherwise one copy of
+    a sliding-window view (contiguous runs of C values).
     """
     (kh, kw), (sh, sw), (out_height, out_width) = kernel_shape, stride, out_shape
     n_samples, channels = X_pad.shape[0], X_pad.shape[3]
+    if channels < FEW_CHANNELS:
+        transposed = np.empty((kh, kw, channels, n_samples, out_height, out_width), dtype=X_pad.dtype)
+        for i, j in np.ndindex(kh, kw):
+            transposed[i, j] = window(X_pad, i, j, stride, out_shape).transpose(3, 0, 1, 2)
+        return transposed.reshape(kh * kw * channels, -1).T
     windows = sliding_window_view(X_pad, (kh, kw), axis=(1, 2))  # (N, H', W', C, kh, kw)
     windows = windows[:, : sh * (out_height - 1) + 1 : sh, : sw * (out_width - 1) + 1 : sw]
-    return windows.transpose(0, 1, 2, 4, 5, 3).reshape(
-        n_samples * out_height * out_width, kh * kw * channels
-    )
+    return windows.transpose(0, 1, 2, 4, 5, 3).reshape(n_samples * out_height * out_width, kh * kw * channels)
 
 
 def fold_patches(d_patches: np.ndarray, padded_shape, kernel_shape, stride) -> np.ndarray:
-    """Adjoint of ``extract_patches``: add every window's gradient back onto the image.
+    """Adjoint of ``extract_patches``: add every window's gradient back onto the padded image.
 
-    ``d_patches`` has shape (N, out_height, out_width, kh, kw, C); the result has
-    ``padded_shape``. One strided slice-add per kernel offset: overlapping
-    windows accumulate.
+    ``d_patches`` has shape (N, H', W', kh, kw, C); the result has ``padded_shape``.
+    One strided slice-add per kernel offset: overlapping windows add up.
     """
-    (kh, kw), (sh, sw) = kernel_shape, stride
-    out_height, out_width = d_patches.shape[1:3]
+    kh, kw = kernel_shape
+    out_shape = d_patches.shape[1:3]
     dX_pad = np.zeros(padded_shape, dtype=d_patches.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            dX_pad[:, i : i + sh * (out_height - 1) + 1 : sh, j : j + sw * (out_width - 1) + 1 : sw] += (
-                d_patches[:, :, :, i, j, :]
-            )
+    for i, j in np.ndindex(kh, kw):
+        window(dX_pad, i, j, stride, out_shape)[...] += d_patches[:, :, :, i, j, :]
     return dX_pad
+
+
+def row_windows(A_pad: np.ndarray, width: int) -> np.ndarray:
+    """Rows r, r+1, …, r+width−1 of ``A_pad.reshape(-1, C)`` side by side, for every r:
+    shape (rows − width + 1, width·C). One copy of an overlapping strided view (none
+    for width 1)."""
+    channels = A_pad.shape[-1]
+    if width == 1:
+        return A_pad.reshape(-1, channels)
+    flat = A_pad.reshape(-1)
+    n_rows = flat.size // channels - (width - 1)
+    overlapping = as_strided(flat, shape=(n_rows, width * channels),
+                             strides=(channels * flat.itemsize, flat.itemsize), writeable=False)
+    return np.ascontiguousarray(overlapping)
+
+
+def sum_rows(A: np.ndarray) -> np.ndarray:
+    """Σ_r A[r] of a 2-D array, as a matrix-vector product: numpy's axis-0 sum of a tall
+    array with few columns is about 10× slower."""
+    return np.ones(A.shape[0], dtype=A.dtype) @ A
+
+
+def shifted_correlation(A_pad: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """Stride-1 cross-correlation of a padded NHWC array, one GEMM per kernel offset.
+
+    With ``A_pad`` (N, Hp, Wp, C) C-contiguous and ``kernel`` (kh, kw, C, C_out), returns
+    ``out`` (N, Hp, Wp, C_out) whose block ``out[:, :Hp−kh+1, :Wp−kw+1]`` is
+
+        out[n, y, x] = Σ_{i, j} A_pad[n, y + i, x + j] @ kernel[i, j]
+
+    (the rest is finite scratch). Seen as a matrix of rows r = (n·Hp + y)·Wp + x, offset
+    (i, j) reads row r + i·Wp + j: every term is one GEMM on a contiguous block of rows,
+    added into ``out``. No window matrix is built.
+    """
+    n_samples, height, width, channels = A_pad.shape
+    kh, kw, _, n_out = kernel.shape
+    rows = A_pad.reshape(-1, channels)
+    n_rows = rows.shape[0] - (kh - 1) * width - (kw - 1)  # the last valid output row + 1
+    out = np.empty((n_samples, height, width, n_out), dtype=A_pad.dtype)
+    out.reshape(-1, n_out)[n_rows:] = 0  # the few rows no offset reaches
+    total, term = out.reshape(-1, n_out)[:n_rows], None
+    for i, j in np.ndindex(kh, kw):
+        shift = i * width + j
+        if shift == 0:
+            np.matmul(rows[:n_rows], kernel[i, j], out=total)
+        else:
+            term = np.matmul(rows[shift : shift + n_rows], kernel[i, j], out=term)
+            total += term
+    return out
 
 
 class Conv2D(Layer):
@@ -54,13 +137,27 @@ class Conv2D(Layer):
         Z[n, y, x, o] = b[o] + Σ_{i, j, c} X̃[n, s·y + i, s·x + j, c] · W[i, j, c, o]
         Y = f(Z)
 
-    computed as one matrix product ``Z = patches @ W.reshape(kh·kw·C, C_out) + b``
-    where each row of ``patches`` is one input window. Backward, given dL/dY::
+    Backward, given dL/dY::
 
-        dZ        = f'(Z) · dL/dY
-        dW        = patchesᵀ dZ                       (reshaped to (kh, kw, C, C_out))
-        db        = Σ_{n, y, x} dZ                    (shape (1, C_out))
-        d_patches = dZ Wᵀ, folded back onto the padded input and cropped → dX
+        dZ       = f'(Z) · dL/dY
+        db       = Σ_{n, y, x} dZ                                       (shape (1, C_out))
+        dW[i, j] = Σ_{n, y, x} X̃[n, s·y + i, s·x + j]ᵀ dZ[n, y, x]      (C × C_out per offset)
+        dX̃[n, s·y + i, s·x + j] += dZ[n, y, x] W[i, j]ᵀ  for every (y, x, i, j); dX = dX̃ cropped
+
+    Both are matrix products, computed by one of two algorithms (``algorithm``):
+
+    * "patches" (im2col), any stride and padding: ``patches`` (N·H'·W', kh·kw·C) holds
+      every window, ``Z = patches W₂ + b`` with W₂ = W.reshape(kh·kw·C, C_out),
+      ``dW₂ = patchesᵀ dZ`` and ``dZ W₂ᵀ`` folded back onto X̃ gives dX̃.
+    * "shifted", stride 1 with an output as large as the input (2·p = k − 1, e.g. 3×3
+      with pad 1): one GEMM per kernel offset on shifted rows of X̃ (see
+      ``shifted_correlation``), ``Z = Σ_{i, j} X̃[:, i:i+H, j:j+W] W[i, j] + b``; dW one
+      GEMM per kernel row (see ``_backward_shifted``); and dX is itself such a
+      convolution of dZ̃ (dZ zero-padded by p) with the flipped, transposed kernel:
+      ``dX[n, y, x] = Σ_{i, j} dZ̃[n, y + i, x + j] W[kh−1−i, kw−1−j]ᵀ``.
+      No kh·kw-wide window matrix is built: far less memory than "patches".
+
+    "auto" (the default) uses "shifted" where it applies and C_in >= 8, else "patches".
 
     Parameters
     ----------
@@ -82,6 +179,10 @@ class Conv2D(Layer):
     """
 
     type_name = "conv2d"
+    #: "auto", "shifted" or "patches" (see above); a performance choice only, every one
+    #: computes the same values (up to float rounding). "shifted" falls back to
+    #: "patches" where it does not apply.
+    algorithm = "auto"
 
     def __init__(
         self,
@@ -114,49 +215,103 @@ class Conv2D(Layer):
         b = np.zeros((1, self.n_out), dtype=dtype)
         self.parameters = OrderedDict(W=W, b=b)
         self.gradients = OrderedDict(W=np.zeros_like(W), b=np.zeros_like(b))
-        self.cache = OrderedDict(X_shape=[], patches=[], Z=[])
+        self.cache = OrderedDict(X_shape=[], X_pad=[], algorithm=[], Z=[])
+
+    def _uses_shifted(self, channels: int) -> bool:
+        (kh, kw), (ph, pw) = self.kernel_shape, self.pad
+        applies = self.stride == (1, 1) and 2 * ph == kh - 1 and 2 * pw == kw - 1
+        if not applies or self.algorithm == "patches":
+            return False
+        return self.algorithm == "shifted" or channels >= SHIFTED_MIN_CHANNELS
 
     def forward(self, X: np.ndarray, retain_derived: bool = True) -> np.ndarray:
         X = self._check_input(X, rank=4)
         if not self.built:
             self._init_parameters(X.shape, X.dtype)
         self._check_channels(X.shape)
-        W, b = self._param("W", X.dtype), self._param("b", X.dtype)
-        n_samples = X.shape[0]
+        W, b = np.ascontiguousarray(self._param("W", X.dtype)), self._param("b", X.dtype)
         out_height, out_width = self._output_hw(X.shape)
+        X_pad = pad_image(X, self.pad)
 
-        patches = extract_patches(
-            pad_spatial(X, self.pad), self.kernel_shape, self.stride, (out_height, out_width)
-        )
-        Z = (patches @ W.reshape(-1, self.n_out) + b).reshape(
-            n_samples, out_height, out_width, self.n_out
-        )
+        if self._uses_shifted(X.shape[3]):
+            algorithm = "shifted"
+            Z_grid = shifted_correlation(X_pad, W)
+            Z_grid += b  # in place (our own array), over the whole contiguous grid: faster
+            Z = Z_grid[:, :out_height, :out_width]  # a view: no copy
+        else:
+            algorithm = "patches"
+            patches = extract_patches(X_pad, self.kernel_shape, self.stride, (out_height, out_width))
+            Z = (patches @ W.reshape(-1, self.n_out)).reshape(X.shape[0], out_height, out_width, self.n_out)
+            Z += b
 
-        if retain_derived:
-            self.cache["X_shape"], self.cache["patches"], self.cache["Z"] = X.shape, patches, Z
+        if retain_derived:  # X̃ is kept, not the window matrix: rebuilding that costs less
+            self.cache.update(X_shape=X.shape, X_pad=X_pad, algorithm=algorithm, Z=Z)
         return self.activation(Z)
 
-    def backward(self, dLdY: np.ndarray) -> np.ndarray:
-        (Z,) = self._require_cache("Z")
+    def backward(self, dLdY: np.ndarray, input_gradient: bool = True) -> np.ndarray | None:
+        """Store dW, db and return dX; with ``input_gradient=False`` skip dX (return None)."""
+        X_shape, Z, algorithm = self._require_cache("X_shape", "Z", "algorithm")
         dLdY = self._check_upstream(dLdY, Z.shape)
-        return self.backward_pre_activation(self.activation.backward(Z, dLdY))
+        if algorithm == "patches":
+            return self._backward_patches(self.activation.backward(Z, dLdY), input_gradient)
+        # "shifted": dZ = f'(Z)·dL/dY goes straight into the zero-padded grid it is used in
+        (ph, pw), (height, width) = self.pad, X_shape[1:3]
+        dZ_pad = np.zeros(self.cache["X_pad"].shape[:3] + (self.n_out,), dtype=np.result_type(Z, dLdY))
+        self.activation.backward_into(Z, dLdY, out=dZ_pad[:, ph : ph + height, pw : pw + width, :])
+        return self._backward_shifted(dZ_pad, input_gradient)
 
-    def backward_pre_activation(self, dZ: np.ndarray) -> np.ndarray:
+    def backward_pre_activation(self, dZ: np.ndarray, input_gradient: bool = True) -> np.ndarray | None:
         """Backward from dL/dZ, the gradient before the activation."""
-        X_shape, patches = self._require_cache("X_shape", "patches")
-        W = self._param("W", patches.dtype)
-        (ph, pw), (kh, kw) = self.pad, self.kernel_shape
-        n_samples, height, width, channels = X_shape
+        (algorithm,) = self._require_cache("algorithm")
+        if algorithm == "patches":
+            return self._backward_patches(dZ, input_gradient)
+        return self._backward_shifted(pad_image(np.asarray(dZ), self.pad), input_gradient)
+
+    def _backward_patches(self, dZ: np.ndarray, input_gradient: bool) -> np.ndarray | None:
+        """dW₂ = patchesᵀ dZ, db = Σ dZ, dX̃ = fold(dZ W₂ᵀ) cropped; the patches are rebuilt."""
+        X_shape, X_pad, Z = self._require_cache("X_shape", "X_pad", "Z")
+        W = np.ascontiguousarray(self._param("W", Z.dtype))
+        (ph, pw), (height, width) = self.pad, X_shape[1:3]
         dZ_rows = dZ.reshape(-1, self.n_out)
 
+        patches = extract_patches(X_pad, self.kernel_shape, self.stride, dZ.shape[1:3])
         self.gradients["W"] = (patches.T @ dZ_rows).reshape(W.shape)
-        self.gradients["b"] = dZ_rows.sum(axis=0, keepdims=True)
-        d_patches = (dZ_rows @ W.reshape(-1, self.n_out).T).reshape(
-            dZ.shape[:3] + (kh, kw, channels)
-        )
-        padded_shape = (n_samples, height + 2 * ph, width + 2 * pw, channels)
-        dX_pad = fold_patches(d_patches, padded_shape, self.kernel_shape, self.stride)
+        self.gradients["b"] = sum_rows(dZ_rows).reshape(1, self.n_out)
+        del patches
+        if not input_gradient:
+            return None
+        d_patches = (dZ_rows @ W.reshape(-1, self.n_out).T).reshape(dZ.shape[:3] + W.shape[:3])
+        dX_pad = fold_patches(d_patches, X_pad.shape, self.kernel_shape, self.stride)
         return dX_pad[:, ph : ph + height, pw : pw + width, :]
+
+    def _backward_shifted(self, dZ_pad: np.ndarray, input_gradient: bool) -> np.ndarray | None:
+        """Backward of "shifted" from dZ̃, dL/dZ zero-padded like X̃ (the same grid).
+
+        In rows of the grid, dZ[n, y, x] is ``centre`` rows after X̃[n, y, x], so
+        dW[i, j] = Σ_r X̃rows[r + i·Wp + j]ᵀ dZ̃rows[r + centre]: the kw offsets of kernel
+        row i are one GEMM on ``row_windows(X̃)`` (kw·C rows of dW at once, which BLAS
+        parallelises far better than C rows). dX correlates dZ̃ with the flipped kernel.
+        """
+        X_shape, X_pad, Z = self._require_cache("X_shape", "X_pad", "Z")
+        W = np.ascontiguousarray(self._param("W", Z.dtype))
+        (ph, pw), (kh, kw) = self.pad, self.kernel_shape
+        height, width, channels = X_shape[1:]
+        rows_dZ, grid_width = dZ_pad.reshape(-1, self.n_out), X_pad.shape[2]
+        n_rows = rows_dZ.shape[0] - (kh - 1) * grid_width - (kw - 1)
+        centre = ph * grid_width + pw
+
+        X_windows = row_windows(X_pad, kw)
+        dW = np.empty(W.shape, dtype=np.result_type(X_pad, dZ_pad))
+        for i in range(kh):
+            np.matmul(X_windows[i * grid_width : i * grid_width + n_rows].T,
+                      rows_dZ[centre : centre + n_rows], out=dW[i].reshape(kw * channels, self.n_out))
+        self.gradients["W"] = dW
+        self.gradients["b"] = sum_rows(rows_dZ).reshape(1, self.n_out)  # the padding adds 0
+        if not input_gradient:
+            return None
+        del X_windows  # the largest temporary: free it before dX's buffers
+        flipped = W[::-1, ::-1].transpose(0, 1, 3, 2)  # W[kh−1−i, kw−1−j]ᵀ at (i, j)
+        return shifted_correlation(dZ_pad, flipped)[:, :height, :width]
 
     def _check_channels(self, X_shape) -> None:
         if X_shape[3] != self.n_in:

@@ -25,7 +25,8 @@ class FullyConnected(Layer):
         dZ = f'(Z) · dL/dY        (the activation's backward)
         dW = Xᵀ dZ
         db = Σ_rows dZ            (shape (1, n_out))
-        dX = dZ Wᵀ
+        dX = dZ Wᵀ                (skipped with ``input_gradient=False``: the model's first
+                                   layer, whose input needs no gradient)
 
     Parameters
     ----------
@@ -74,25 +75,27 @@ class FullyConnected(Layer):
             )
         W, b = self._param("W", X.dtype), self._param("b", X.dtype)
 
-        Z = X @ W + b
+        Z = X @ W
+        Z += b  # in place: Z is our own fresh array
 
         if retain_derived:
             self.cache["X"], self.cache["Z"] = X, Z
         return self.activation(Z)
 
-    def backward(self, dLdY: np.ndarray) -> np.ndarray:
+    def backward(self, dLdY: np.ndarray, input_gradient: bool = True) -> np.ndarray | None:
+        """Store dW, db and return dX; with ``input_gradient=False`` skip dX (return None)."""
         X, Z = self._require_cache("X", "Z")
         dLdY = self._check_upstream(dLdY, Z.shape)
-        return self.backward_pre_activation(self.activation.backward(Z, dLdY))
+        return self.backward_pre_activation(self.activation.backward(Z, dLdY), input_gradient)
 
-    def backward_pre_activation(self, dZ: np.ndarray) -> np.ndarray:
+    def backward_pre_activation(self, dZ: np.ndarray, input_gradient: bool = True) -> np.ndarray | None:
         """Backward from dL/dZ (used by the model's fused softmax + cross-entropy)."""
         (X,) = self._require_cache("X")
         W = self._param("W", X.dtype)
 
         self.gradients["W"] = X.T @ dZ
         self.gradients["b"] = dZ.sum(axis=0, keepdims=True)
-        return dZ @ W.T
+        return dZ @ W.T if input_gradient else None
 
     def output_shape(self, input_shape):
         return (self.n_out,)

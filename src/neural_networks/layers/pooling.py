@@ -6,6 +6,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from ..activations import keep_where
 from ..errors import unknown_name
 from .base import Layer, as_pair, output_size, pad_spatial, resolve_pad
 
@@ -60,7 +61,7 @@ class Pool2D(Layer):
         self.n_in = self.n_out = X.shape[3]
         out_shape = self._output_hw(X.shape)
         if self.mode == "max":
-            Y, argmax = self._max_forward(pad_spatial(X, self.pad, -np.inf), out_shape)
+            Y, argmax = self._max_forward(pad_spatial(X, self.pad, -np.inf), out_shape, retain_derived)
         else:
             Y, argmax = self._average_forward(pad_spatial(X, self.pad, 0.0), out_shape), None
         if retain_derived:
@@ -70,29 +71,42 @@ class Pool2D(Layer):
     def backward(self, dLdY: np.ndarray) -> np.ndarray:
         X_shape, Y_shape = self._require_cache("X_shape", "Y_shape")
         dLdY = self._check_upstream(dLdY, Y_shape)
-        (ph, pw), (kh, kw) = self.pad, self.kernel_shape
+        (ph, pw), (kh, kw), (sh, sw) = self.pad, self.kernel_shape, self.stride
         n_samples, height, width, channels = X_shape
         dX_pad = np.zeros((n_samples, height + 2 * ph, width + 2 * pw, channels), dtype=dLdY.dtype)
         argmax = self.cache["argmax"]
         share = dLdY / (kh * kw)
+        windows_overlap = sh < kh or sw < kw
         for k, (i, j) in enumerate(np.ndindex(kh, kw)):
-            contribution = np.where(argmax == k, dLdY, 0) if self.mode == "max" else share
-            self._window(dX_pad, i, j, Y_shape[1:3])[...] += contribution
+            window = self._window(dX_pad, i, j, Y_shape[1:3])
+            if self.mode == "average":
+                window += share
+            elif windows_overlap:
+                window += keep_where(argmax == k, dLdY)
+            else:  # every cell is in at most one window: write straight into it
+                keep_where(argmax == k, dLdY, out=window)
         return dX_pad[:, ph : ph + height, pw : pw + width, :]
 
-    def _max_forward(self, X_pad: np.ndarray, out_shape) -> tuple[np.ndarray, np.ndarray]:
-        """Running maximum over the kernel offsets, remembering the first offset attaining it."""
+    def _max_forward(self, X_pad: np.ndarray, out_shape, with_argmax: bool = True):
+        """Running maximum over the kernel offsets, remembering the first offset attaining it.
+
+        Branch-free: ``best = max(best, candidate)`` (nan propagates, as in PyTorch) and,
+        since offsets come in increasing order k, ``argmax = max(argmax, k·better)`` is
+        "k where better, else unchanged".
+        """
         kh, kw = self.kernel_shape
         best = self._window(X_pad, 0, 0, out_shape).copy()
-        argmax = np.zeros(best.shape, dtype=np.min_scalar_type(kh * kw - 1))
+        argmax = np.zeros(best.shape, dtype=np.min_scalar_type(kh * kw - 1)) if with_argmax else None
         for k, (i, j) in enumerate(np.ndindex(kh, kw)):
             if k == 0:
                 continue
             candidate = self._window(X_pad, i, j, out_shape)
-            # Strictly greater keeps the first maximum; NaN wins so it propagates (as PyTorch).
-            better = (candidate > best) | np.isnan(candidate)
-            np.copyto(best, candidate, where=better)
-            np.copyto(argmax, k, where=better)
+            if with_argmax:
+                # Strictly greater keeps the first maximum; a nan always wins (as PyTorch).
+                better = np.greater(candidate, best)
+                better |= np.isnan(candidate)
+                np.maximum(argmax, better.view(np.uint8) * argmax.dtype.type(k), out=argmax)
+            np.maximum(best, candidate, out=best)
         return best, argmax
 
     def _average_forward(self, X_pad: np.ndarray, out_shape) -> np.ndarray:

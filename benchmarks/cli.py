@@ -1,0 +1,105 @@
+"""Command line of ``python -m benchmarks``.
+
+Thread limits are set here, before NumPy or torch is imported: with
+``threadpoolctl`` installed it caps every BLAS/OpenMP pool once the libraries are
+loaded; without it, OPENBLAS_NUM_THREADS / OMP_NUM_THREADS / MKL_NUM_THREADS are
+exported first (they only work if NumPy has not been imported yet). torch is
+capped with ``torch.set_num_threads``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+ALL_WORKLOADS = ("mlp", "cnn", "cifar")
+DEFAULT_OUTPUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "latest.json")
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="Training and inference throughput of neural_networks next to PyTorch CPU eager, "
+        "per-layer times, peak memory per step and the share of the machine's matmul rate.",
+    )
+    parser.add_argument("--quick", action="store_true",
+                        help="few repeats and short timing windows (for CI); numbers are noisy")
+    parser.add_argument("--workloads", default=",".join(ALL_WORKLOADS),
+                        help=f"comma-separated subset of {','.join(ALL_WORKLOADS)} (default: all)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="BLAS/OpenMP/torch threads for both libraries (default: all cores)")
+    parser.add_argument("--output", default=DEFAULT_OUTPUT,
+                        help="where to write the JSON results (default: benchmarks/results/latest.json)")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="timed repeats per library, interleaved (default: 9, quick: 3)")
+    parser.add_argument("--batch", type=int, default=None,
+                        help="override every workload's batch size (default: the workload's own)")
+    parser.add_argument("--no-torch", action="store_true", help="measure this library alone")
+    parser.add_argument("--keep-freed-memory", action="store_true",
+                        help="tune glibc malloc to keep freed memory instead of returning it to the "
+                        "OS (both libraries; see benchmarks/allocator.py)")
+    parser.add_argument("--wait-quiet", action=argparse.BooleanOptionalAction, default=None,
+                        help="before each timing window, wait (up to 10 s) until other processes "
+                        "leave the CPU idle (default: on, off with --quick)")
+    args = parser.parse_args(argv)
+    args.workloads = [name.strip() for name in args.workloads.split(",") if name.strip()]
+    unknown = [name for name in args.workloads if name not in ALL_WORKLOADS]
+    if unknown or not args.workloads:
+        parser.error(f"--workloads: unknown {unknown}; choose from {','.join(ALL_WORKLOADS)}")
+    if args.threads is None:
+        args.threads = available_cores()
+    if args.threads < 1:
+        parser.error("--threads must be >= 1")
+    if args.repeats is not None and args.repeats < 1:
+        parser.error("--repeats must be >= 1")
+    if args.batch is not None and args.batch < 1:
+        parser.error("--batch must be >= 1")
+    return args
+
+
+def limit_threads(threads: int, with_torch: bool = True):
+    """Cap the BLAS/OpenMP pools; returns (method, limiter) — keep the limiter alive."""
+    try:
+        import threadpoolctl
+    except ImportError:
+        threadpoolctl = None
+    if threadpoolctl is None:
+        for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[name] = str(threads)
+        method = "environment variables"
+        if "numpy" in sys.modules:
+            method += " (numpy was already imported: may not apply)"
+        return method, None
+    import numpy  # noqa: F401  (load OpenBLAS so that threadpoolctl sees it)
+    if with_torch:
+        try:
+            import torch  # noqa: F401  (load torch's OpenMP runtime too)
+        except Exception:  # not installed or broken: run_all reports it
+            pass
+    return "threadpoolctl", threadpoolctl.threadpool_limits(limits=threads)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    method, limiter = limit_threads(args.threads, with_torch=not args.no_torch)
+    allocator = "glibc malloc as configured by the environment (default)"
+    if args.keep_freed_memory:
+        from .allocator import keep_freed_memory
+
+        allocator = keep_freed_memory()
+    args.allocator = allocator
+    from .run import run_all  # imports numpy: only after the thread limits
+
+    command = "python -m benchmarks" + ("" if argv is None and len(sys.argv) <= 1 else
+                                         " " + " ".join(sys.argv[1:] if argv is None else argv))
+    results = run_all(args, thread_method=method, command=command)
+    del limiter
+    return 0 if results is not None else 1

@@ -1,0 +1,166 @@
+"""The three benchmark networks, built identically in this library and in PyTorch.
+
+A workload is a list of layer specs::
+
+    ("conv", C_out)        3×3 convolution, stride 1, pad 1 ("same"), ReLU
+    ("pool",)              max pooling, kernel 2, stride 2
+    ("flatten",)
+    ("fc", n_out, act)     fully connected with activation act ("relu" or "softmax")
+
+The last layer is ``("fc", 10, "softmax")`` trained with cross-entropy (torch: a
+``Linear`` and ``F.cross_entropy``, which applies log-softmax itself). Images are
+NHWC here and NCHW in torch; torch gets this library's initial weights
+(transposed/permuted), so both compute the same function.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    batch: int
+    input_shape: tuple[int, ...]  # one sample, NHWC for images
+    layers: tuple[tuple, ...]
+    description: str
+
+
+WORKLOADS = {
+    "mlp": Workload(
+        "mlp", 128, (784,),
+        (("fc", 256, "relu"), ("fc", 128, "relu"), ("fc", 10, "softmax")),
+        "784 → 256 relu → 128 relu → 10 softmax",
+    ),
+    "cnn": Workload(
+        "cnn", 64, (28, 28, 1),
+        (("conv", 16), ("pool",), ("conv", 32), ("pool",), ("flatten",),
+         ("fc", 128, "relu"), ("fc", 10, "softmax")),
+        "28×28×1 → conv16 → pool → conv32 → pool → fc128 → fc10",
+    ),
+    "cifar": Workload(
+        "cifar", 64, (32, 32, 3),
+        (("conv", 32), ("conv", 32), ("pool",), ("conv", 64), ("pool",), ("flatten",),
+         ("fc", 256, "relu"), ("fc", 10, "softmax")),
+        "32×32×3 → conv32 → conv32 → pool → conv64 → pool → fc256 → fc10",
+    ),
+}
+
+
+def layer_shapes(workload: Workload) -> list[tuple[tuple, tuple[int, ...], tuple[int, ...]]]:
+    """(spec, input shape, output shape) of every layer, for one sample."""
+    shapes, shape = [], tuple(workload.input_shape)
+    for spec in workload.layers:
+        if spec[0] == "conv":
+            out = shape[:2] + (spec[1],)
+        elif spec[0] == "pool":
+            out = (shape[0] // 2, shape[1] // 2, shape[2])
+        elif spec[0] == "flatten":
+            out = (math.prod(shape),)
+        else:
+            out = (spec[1],)
+        shapes.append((spec, shape, out))
+        shape = out
+    return shapes
+
+
+def matmul_flops(workload: Workload) -> dict[str, int]:
+    """Multiply-add FLOPs (2 per MAC) of the convolutions and matrix products, per sample.
+
+    forward: Σ 2·(outputs)·(fan-in); backward: dW costs as much as the forward and so
+    does dX, except for the first layer, whose dX nobody needs. Element-wise work
+    (activations, pooling, loss, update) is not counted.
+    """
+    forward = backward = 0
+    for index, (spec, shape_in, shape_out) in enumerate(layer_shapes(workload)):
+        if spec[0] == "conv":
+            flops = 2 * math.prod(shape_out) * 9 * shape_in[2]
+        elif spec[0] == "fc":
+            flops = 2 * shape_in[0] * shape_out[0]
+        else:
+            continue
+        forward += flops
+        backward += flops if index == 0 else 2 * flops
+    return {"forward": forward, "train": forward + backward}
+
+
+# -- this library ------------------------------------------------------------------------
+def build_ours(workload: Workload, seed: int = 0):
+    from neural_networks.layers import Conv2D, Flatten, FullyConnected, Pool2D
+    from neural_networks.models import NeuralNetwork
+    from neural_networks.optimizers import SGD
+
+    layers = []
+    for spec in workload.layers:
+        if spec[0] == "conv":
+            layers.append(Conv2D(spec[1], 3, activation="relu", stride=1, pad="same"))
+        elif spec[0] == "pool":
+            layers.append(Pool2D(2, mode="max", stride=2))
+        elif spec[0] == "flatten":
+            layers.append(Flatten())
+        else:
+            layers.append(FullyConnected(spec[1], activation=spec[2]))
+    model = NeuralNetwork(layers, loss="cross_entropy", optimizer=SGD(lr=0.01), seed=seed,
+                          dtype="float32")
+    model.build(workload.input_shape)
+    return model
+
+
+def make_batch(workload: Workload, batch: int, seed: int = 0):
+    """Random inputs (float32, NHWC) and class ids, and the one-hot targets."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((batch,) + workload.input_shape, dtype=np.float32)
+    labels = rng.integers(0, 10, size=batch)
+    Y = np.zeros((batch, 10), dtype=np.float32)
+    Y[np.arange(batch), labels] = 1
+    return X, labels, Y
+
+
+# -- PyTorch -----------------------------------------------------------------------------
+def build_torch(workload: Workload, ours):
+    """The same network in torch (NCHW), initialised with ``ours``'s weights."""
+    import torch
+    from torch import nn
+
+    modules, image_shape = [], None
+    for (spec, shape_in, _), layer in zip(layer_shapes(workload), ours.layers):
+        if spec[0] == "conv":
+            conv = nn.Conv2d(shape_in[2], spec[1], 3, stride=1, padding=1)
+            W = layer.parameters["W"]  # (kh, kw, C_in, C_out) → (C_out, C_in, kh, kw)
+            conv.weight.data = torch.from_numpy(np.ascontiguousarray(W.transpose(3, 2, 0, 1)))
+            conv.bias.data = torch.from_numpy(layer.parameters["b"].reshape(-1).copy())
+            modules += [conv, nn.ReLU()]
+        elif spec[0] == "pool":
+            modules.append(nn.MaxPool2d(2, 2))
+        elif spec[0] == "flatten":
+            modules.append(nn.Flatten())
+            image_shape = shape_in
+        else:
+            linear = nn.Linear(shape_in[0], spec[1])
+            W = layer.parameters["W"]  # (n_in, n_out) → (n_out, n_in)
+            if modules and isinstance(modules[-1], nn.Flatten):
+                # our flatten is (h, w, c)-ordered, torch's is (c, h, w)-ordered
+                h, w, c = image_shape
+                W = W.reshape(h, w, c, -1).transpose(3, 2, 0, 1).reshape(-1, h * w * c)
+            else:
+                W = W.T
+            linear.weight.data = torch.from_numpy(np.ascontiguousarray(W))
+            linear.bias.data = torch.from_numpy(layer.parameters["b"].reshape(-1).copy())
+            modules.append(linear)
+            if spec[2] == "relu":
+                modules.append(nn.ReLU())
+    model = nn.Sequential(*modules)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    return model, optimizer
+
+
+def torch_batch(X: np.ndarray, labels: np.ndarray):
+    import torch
+
+    if X.ndim == 4:
+        X = np.ascontiguousarray(X.transpose(0, 3, 1, 2))
+    return torch.from_numpy(X.copy()), torch.from_numpy(labels.astype(np.int64))
