@@ -98,8 +98,7 @@ def main(argv=None) -> int:
     args.allocator = allocator
     from .run import run_all  # imports numpy: only after the thread limits
 
-    command = "python -m benchmarks" + ("" if argv is None and len(sys.argv) <= 1 else
-                                         " " + " ".join(sys.argv[1:] if argv is None else argv))
+    command = " ".join(["python -m benchmarks", *(sys.argv[1:] if argv is None else argv)])
     results = run_all(args, thread_method=method, command=command)
     del limiter
     return 0 if results is not None else 1

@@ -79,7 +79,7 @@ def machine_info(threads: int, thread_method: str, torch_version: str) -> dict:
     }
 
 
-def check_agreement(torch, ours_model, torch_model, X, labels, Y) -> dict:
+def check_agreement(torch, ours_model, torch_model, X, labels) -> dict:
     """Both networks start from the same weights: their outputs must agree."""
     probabilities = ours_model.predict(X, batch_size=X.shape[0])
     Xt, _ = torch_batch(X, labels)
@@ -101,7 +101,7 @@ def run_workload(name: str, args, settings: dict, torch) -> dict:
     inference_steps = {"ours": lambda: measure.ours_inference(model, X)}
     if torch is not None:
         torch_model, torch_optimizer = build_torch(workload, model)
-        result["agreement"] = check_agreement(torch, model, torch_model, X, labels, Y)
+        result["agreement"] = check_agreement(torch, model, torch_model, X, labels)
         Xt, yt = torch_batch(X, labels)
         train_steps["torch"] = lambda: measure.torch_train_step(torch_model, torch_optimizer, Xt, yt)
         inference_steps["torch"] = lambda: measure.torch_inference(torch_model, Xt)
