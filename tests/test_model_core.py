@@ -60,7 +60,8 @@ def test_whole_cnn_gradient_check_float64():
         captured["dX"] = original_backward(dLdY)
         return captured["dX"]
 
-    first.backward = capture_dX  # the model drops the first layer's dL/dX; keep it
+    first.can_skip_input_gradient = False  # the model drops the first layer's dL/dX; keep it
+    first.backward = capture_dX
     out = model.forward(X)
     assert out.dtype == np.float64 and out.shape == (2, 3)
     loss = model.backward(Y, out)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import inspect
 import time
 from collections import OrderedDict
 from pathlib import Path
@@ -54,16 +52,6 @@ def _check_count(argument: str, value, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"{argument}: expected an int >= {minimum}, got {value!r}")
     return int(value)
-
-
-@functools.cache
-def _takes_input_gradient_flag(backward) -> bool:
-    """Whether a layer's backward function accepts ``input_gradient=False`` (FullyConnected's
-    and Conv2D's do: they then skip computing dL/dX)."""
-    try:
-        return "input_gradient" in inspect.signature(backward).parameters
-    except (TypeError, ValueError):  # no signature to inspect
-        return False
 
 
 def _now() -> float:
@@ -212,10 +200,9 @@ class NeuralNetwork:
     def _layer_backward(self, layer: Layer, gradient: np.ndarray, method: str = "backward"):
         """``layer.<method>(gradient)``; the first layer skips computing dL/dX when it can,
         since nothing needs the gradient of the network's input."""
-        backward = getattr(layer, method)
-        if layer is self.layers[0] and _takes_input_gradient_flag(getattr(backward, "__func__", backward)):
-            return backward(gradient, input_gradient=False)
-        return backward(gradient)
+        if layer is self.layers[0] and layer.can_skip_input_gradient:
+            return getattr(layer, method)(gradient, input_gradient=False)
+        return getattr(layer, method)(gradient)
 
     # -- parameters ---------------------------------------------------------------------------
     def named_parameters(self) -> "OrderedDict[str, np.ndarray]":
@@ -360,10 +347,8 @@ class NeuralNetwork:
         save = None
         if checkpoint is not None:
             path = checkpoint_file(checkpoint)
-
-            def save(epoch: int) -> None:
-                save_checkpoint(self, path, epoch=epoch + 1, history=history, callbacks=callbacks)
-
+            save = lambda epoch: save_checkpoint(  # noqa: E731  (after epoch `epoch` completed)
+                self, path, epoch=epoch + 1, history=history, callbacks=callbacks)
             if start_epoch == 0:
                 save(-1)  # so an interrupted first epoch can be resumed too
         history = fit_loop(self, X, Y, epochs=epochs, batch_size=batch_size,

@@ -33,6 +33,9 @@ class Layer(ABC):
 
     #: name of this layer type in configs and in ``initialize_layer``
     type_name = "layer"
+    #: whether ``backward`` (and ``backward_pre_activation``) take ``input_gradient=False``
+    #: to skip dL/dX, which the model asks of its first layer
+    can_skip_input_gradient = False
 
     def __init__(self) -> None:
         self.activation = None

@@ -179,6 +179,7 @@ class Conv2D(Layer):
     """
 
     type_name = "conv2d"
+    can_skip_input_gradient = True
     #: "auto", "shifted" or "patches" (see above); a performance choice only, every one
     #: computes the same values (up to float rounding). "shifted" falls back to
     #: "patches" where it does not apply.

@@ -41,6 +41,7 @@ class FullyConnected(Layer):
     """
 
     type_name = "fully_connected"
+    can_skip_input_gradient = True
 
     def __init__(self, n_out: int, activation="linear", weight_init: str = "xavier_uniform") -> None:
         super().__init__()
