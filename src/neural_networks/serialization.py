@@ -21,10 +21,14 @@ import os
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import FormatError
+
+if TYPE_CHECKING:
+    from .training import History
 
 FORMAT_NAME = "neural_networks"
 FORMAT_VERSION = 1
@@ -253,7 +257,7 @@ def save_checkpoint(model, path, *, epoch: int, history, callbacks=()) -> Path:
     return write_archive(path, model_header(model, "checkpoint", _jsonable(checkpoint)), arrays)
 
 
-def restore_checkpoint(model, path, callbacks=()) -> tuple[int, "History"]:
+def restore_checkpoint(model, path, callbacks=()) -> tuple[int, History]:
     """Load a checkpoint into ``model`` (same architecture) and its ``callbacks``.
 
     Returns (completed epochs, history so far)."""
