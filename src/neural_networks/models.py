@@ -16,6 +16,7 @@ from .losses import CrossEntropy, Loss, initialize_loss
 from .optimizers import OPTIMIZERS, Optimizer, initialize_optimizer
 from .serialization import checkpoint_file, restore_checkpoint, save_checkpoint
 from .training import History, accuracy, fit_loop
+from .utils.validation import lookup
 
 _FLOAT_DTYPES = ("float32", "float64")
 #: guard against sizing an output layer from a corrupt label (e.g. 10⁹ → 150 GiB of weights)
@@ -37,9 +38,7 @@ def _build_optimizer(optimizer) -> Optimizer:
     if isinstance(optimizer, Optimizer):
         return optimizer
     if isinstance(optimizer, str):
-        if optimizer.strip().lower() not in OPTIMIZERS:
-            initialize_optimizer(optimizer, lr=0.01)  # raises the clear unknown-name error
-        return OPTIMIZERS[optimizer.strip().lower()]()
+        return lookup(OPTIMIZERS, optimizer, "optimizer")()  # the class defaults, lr included
     if isinstance(optimizer, dict):
         return initialize_optimizer(**optimizer)
     raise TypeError(
