@@ -180,6 +180,19 @@ def output_size(size: int, kernel: int, pad: int, stride: int, layer: str, axis:
     return (size + 2 * pad - kernel) // stride + 1
 
 
+def output_hw(X_shape, kernel_shape, stride, pad, layer: str) -> tuple[int, int]:
+    """(out_height, out_width) of a sliding-window layer on NHWC inputs of ``X_shape``."""
+    (kh, kw), (sh, sw), (ph, pw) = kernel_shape, stride, pad
+    return (output_size(X_shape[1], kh, ph, sh, layer, "height"),
+            output_size(X_shape[2], kw, pw, sw, layer, "width"))
+
+
+def window(X_pad: np.ndarray, i: int, j: int, stride, out_shape) -> np.ndarray:
+    """View of the cells at kernel offset (i, j) of every window: (N, H', W', C)."""
+    (sh, sw), (out_height, out_width) = stride, out_shape
+    return X_pad[:, i : i + sh * (out_height - 1) + 1 : sh, j : j + sw * (out_width - 1) + 1 : sw, :]
+
+
 def pad_spatial(X: np.ndarray, pad: tuple[int, int], value: float = 0.0) -> np.ndarray:
     """Pad the two spatial axes of an NHWC array (no copy when there is no padding)."""
     ph, pw = pad

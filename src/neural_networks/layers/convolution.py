@@ -22,7 +22,7 @@ from numpy.lib.stride_tricks import as_strided, sliding_window_view
 from ..activations import initialize_activation
 from ..errors import UnknownNameError
 from ..weights import initialize_weights
-from .base import Layer, as_pair, output_size, resolve_pad
+from .base import Layer, as_pair, output_hw, resolve_pad, window
 
 #: with ``algorithm="auto"``, layers with at least this many input channels use
 #: "shifted" when it applies (measured on the benchmark, see benchmarks/README.md)
@@ -37,12 +37,6 @@ def pad_image(X: np.ndarray, pad) -> np.ndarray:
     X_pad = np.zeros((n_samples, height + 2 * ph, width + 2 * pw, channels), dtype=X.dtype)
     X_pad[:, ph : ph + height, pw : pw + width, :] = X
     return X_pad
-
-
-def window(X_pad: np.ndarray, i: int, j: int, stride, out_shape) -> np.ndarray:
-    """View of the cells at kernel offset (i, j) of every window: (N, H', W', C)."""
-    (sh, sw), (out_height, out_width) = stride, out_shape
-    return X_pad[:, i : i + sh * (out_height - 1) + 1 : sh, j : j + sw * (out_width - 1) + 1 : sw, :]
 
 
 def extract_patches(X_pad: np.ndarray, kernel_shape, stride, out_shape) -> np.ndarray:
@@ -322,11 +316,7 @@ class Conv2D(Layer):
             )
 
     def _output_hw(self, X_shape) -> tuple[int, int]:
-        (kh, kw), (sh, sw), (ph, pw) = self.kernel_shape, self.stride, self.pad
-        return (
-            output_size(X_shape[1], kh, ph, sh, self.name, "height"),
-            output_size(X_shape[2], kw, pw, sw, self.name, "width"),
-        )
+        return output_hw(X_shape, self.kernel_shape, self.stride, self.pad, self.name)
 
     def output_shape(self, input_shape):
         return self._output_hw((None,) + tuple(input_shape)) + (self.n_out,)

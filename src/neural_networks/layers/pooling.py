@@ -8,7 +8,7 @@ import numpy as np
 
 from ..activations import keep_where
 from ..errors import unknown_name
-from .base import Layer, as_pair, output_size, pad_spatial, resolve_pad
+from .base import Layer, as_pair, output_hw, pad_spatial, resolve_pad, window
 
 POOL_MODES = ("max", "average")
 
@@ -118,16 +118,10 @@ class Pool2D(Layer):
         return total / (kh * kw)
 
     def _window(self, X_pad: np.ndarray, i: int, j: int, out_shape) -> np.ndarray:
-        """View of the cells at kernel offset (i, j) of every window: (N, H', W', C)."""
-        (sh, sw), (out_height, out_width) = self.stride, out_shape
-        return X_pad[:, i : i + sh * (out_height - 1) + 1 : sh, j : j + sw * (out_width - 1) + 1 : sw, :]
+        return window(X_pad, i, j, self.stride, out_shape)
 
     def _output_hw(self, X_shape) -> tuple[int, int]:
-        (kh, kw), (sh, sw), (ph, pw) = self.kernel_shape, self.stride, self.pad
-        return (
-            output_size(X_shape[1], kh, ph, sh, self.name, "height"),
-            output_size(X_shape[2], kw, pw, sw, self.name, "width"),
-        )
+        return output_hw(X_shape, self.kernel_shape, self.stride, self.pad, self.name)
 
     def output_shape(self, input_shape):
         return self._output_hw((None,) + tuple(input_shape)) + (input_shape[-1],)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..layers.base import as_pair, output_size, pad_spatial, resolve_pad
+from ..layers.base import as_pair, output_hw, pad_spatial, resolve_pad
 from ..layers.convolution import extract_patches, fold_patches
 
 
@@ -35,9 +35,7 @@ def _geometry(X, kernel_shape, stride, pad):
     kernel = as_pair(tuple(kernel_shape), "kernel_shape", "im2col")
     stride = as_pair(stride, "stride", "im2col")
     ph, pw = _pad_pair(pad, kernel)
-    out_shape = (output_size(X.shape[1], kernel[0], ph, stride[0], "im2col", "height"),
-                 output_size(X.shape[2], kernel[1], pw, stride[1], "im2col", "width"))
-    return kernel, stride, (ph, pw), out_shape
+    return kernel, stride, (ph, pw), output_hw(X.shape, kernel, stride, (ph, pw), "im2col")
 
 
 def im2col(X: np.ndarray, kernel_shape, stride=1, pad="same") -> tuple[np.ndarray, tuple[int, int, int, int]]:
