@@ -10,13 +10,13 @@ val_loss, val_accuracy, lr, time) and ``on_train_end()``. Setting
 from __future__ import annotations
 
 import csv
-import json
 import math
-import os
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
+
+from .utils.files import write_json_atomic
 
 
 class Callback:
@@ -209,14 +209,3 @@ class JSONLogger(Callback):
 
     def set_state(self, state: dict) -> None:
         self.rows = list(state["rows"])
-
-
-def write_json_atomic(path, data) -> None:
-    """Write JSON to a temporary file beside ``path``, fsync it, then rename over ``path``."""
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(temporary, "w") as handle:
-        json.dump(data, handle, indent=2)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)

@@ -147,7 +147,8 @@ def _build_model(settings: dict, splits):
 
 
 def command_train(args: argparse.Namespace) -> int:
-    from .callbacks import JSONLogger, ModelCheckpoint, write_json_atomic
+    from .callbacks import JSONLogger, ModelCheckpoint
+    from .utils.files import write_json_atomic
     from .datasets import load_dataset
 
     if args.resume is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .callbacks import write_json_atomic
+from .utils.files import write_json_atomic
 
 
 class Logger:

@@ -17,8 +17,6 @@ fsynced, then renamed over the target, so a crash leaves the previous file intac
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,6 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .errors import FormatError
+from .utils.files import atomic_file
 
 if TYPE_CHECKING:
     from .training import History
@@ -40,35 +39,11 @@ _NUMERIC_KINDS = "biuf"
 def write_archive(path, header: dict, arrays: dict[str, np.ndarray]) -> Path:
     """Atomically write a header and named arrays to ``path`` (an .npz file)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {HEADER_KEY: np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)}
     payload |= {name: np.asarray(array) for name, array in arrays.items()}
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            np.savez(handle, **payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    _fsync_directory(path.parent)
+    with atomic_file(path) as handle:
+        np.savez(handle, **payload)
     return path
-
-
-def _fsync_directory(folder: Path) -> None:
-    """Make the rename itself durable (where the platform allows opening folders)."""
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
 
 
 def read_archive(path) -> tuple[dict, dict[str, np.ndarray]]:
