@@ -14,7 +14,7 @@ from .errors import ShapeError
 from .layers import Layer, initialize_layer
 from .losses import CrossEntropy, Loss, initialize_loss
 from .optimizers import OPTIMIZERS, Optimizer, initialize_optimizer
-from .serialization import checkpoint_file, restore_checkpoint, save_checkpoint
+from .serialization import checkpoint_file, load_model, restore_checkpoint, save_checkpoint, save_model
 from .training import History, accuracy, fit_loop
 from .utils.validation import lookup
 
@@ -238,10 +238,8 @@ class NeuralNetwork:
             self.forward(X[start : start + batch_size], retain_derived=False)
             for start in range(0, X.shape[0], batch_size)
         ]
-        if len(outputs) == 1:  # one batch: no concatenation copy
-            Y_hat = np.ascontiguousarray(outputs[0])
-        else:
-            Y_hat = np.concatenate(outputs) if outputs else self.forward(X, retain_derived=False)
+        # X holds at least one sample (checked above); one batch needs no concatenation copy
+        Y_hat = np.ascontiguousarray(outputs[0]) if len(outputs) == 1 else np.concatenate(outputs)
         if Y is None:
             return Y_hat
         return Y_hat, self.loss(self._targets_like(Y, Y_hat), Y_hat)
@@ -265,13 +263,19 @@ class NeuralNetwork:
             raise ValueError(f"{argument}: contains nan or inf values (in {self.dtype})")
         return X
 
-    def _targets_like(self, Y, Y_hat: np.ndarray, argument: str = "Y") -> np.ndarray:
-        """Targets as an array of Y_hat's shape: class ids (N,) become one-hot rows."""
+    @staticmethod
+    def _numeric_targets(Y, argument: str) -> np.ndarray:
+        """Y as an array, or a clear error when it is not numeric or holds nan/inf."""
         Y = np.asarray(Y)
         if Y.dtype.kind not in "biuf":
             raise TypeError(f"{argument}: expected numeric targets, got dtype {Y.dtype}")
         if Y.dtype.kind == "f" and not np.all(np.isfinite(Y)):
             raise ValueError(f"{argument}: contains nan or inf values")
+        return Y
+
+    def _targets_like(self, Y, Y_hat: np.ndarray, argument: str = "Y") -> np.ndarray:
+        """Targets as an array of Y_hat's shape: class ids (N,) become one-hot rows."""
+        Y = self._numeric_targets(Y, argument)
         if Y.ndim == 1 and Y_hat.ndim == 2 and Y_hat.shape[1] > 1 and Y.shape[0] == Y_hat.shape[0]:
             ids = Y.astype(np.int64)
             if np.any(ids != Y) or ids.min(initial=0) < 0 or ids.max(initial=0) >= Y_hat.shape[1]:
@@ -372,10 +376,7 @@ class NeuralNetwork:
         if Y.ndim < 1 or Y.shape[0] != X.shape[0]:
             raise ShapeError(f"{y_name}: expected {X.shape[0]} targets (one per row of {x_name}), "
                              f"got shape {Y.shape}")
-        if Y.dtype.kind not in "biuf":
-            raise TypeError(f"{y_name}: expected numeric targets, got dtype {Y.dtype}")
-        if Y.dtype.kind == "f" and not np.all(np.isfinite(Y)):
-            raise ValueError(f"{y_name}: contains nan or inf values")
+        Y = self._numeric_targets(Y, y_name)  # before _n_outputs reads its largest class id
         self._complete_output_layer(self._n_outputs(Y))
         Y_hat_shape = (X.shape[0],) + self.output_shape(X.shape[1:])
         return X, self._targets_like(Y, np.empty(Y_hat_shape, dtype=self.dtype), y_name)
@@ -477,15 +478,11 @@ class NeuralNetwork:
     def save(self, path) -> Path:
         """Save architecture, metadata and parameters to one .npz file, atomically
         (see ``neural_networks.serialization`` for the format)."""
-        from .serialization import save_model
-
         return save_model(self, path)
 
     @staticmethod
     def load(path) -> "NeuralNetwork":
         """Load a model written by ``save``; never executes code from the file."""
-        from .serialization import load_model
-
         return load_model(path)
 
     def count_parameters(self) -> int:
