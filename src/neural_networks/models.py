@@ -15,7 +15,7 @@ from .layers import Layer, initialize_layer
 from .losses import CrossEntropy, Loss, initialize_loss
 from .optimizers import OPTIMIZERS, Optimizer, initialize_optimizer
 from .serialization import checkpoint_file, load_model, restore_checkpoint, save_checkpoint, save_model
-from .training import History, accuracy, fit_loop
+from .training import History, accuracy, fit_loop, train_on_batches
 from .utils.validation import lookup
 
 _FLOAT_DTYPES = ("float32", "float64")
@@ -407,17 +407,9 @@ class NeuralNetwork:
         for epoch in range(epochs):
             self.optimizer.set_epoch(epoch)
             started, lr = _now(), float(self.optimizer.current_lr)
-            losses, correct, seen = 0.0, 0.0, 0
-            for _ in range(dataset.train.samples_per_epoch):
-                X_batch, Y_batch = dataset.train.sample()
-                X_batch = self._as_model_dtype(X_batch, "X")
-                Y_hat = self.forward(X_batch)
-                Y_batch = self._targets_like(Y_batch, Y_hat)
-                losses += self.backward(Y_batch, Y_hat) * len(X_batch)
-                correct += (accuracy(Y_batch, Y_hat) or 0.0) * len(X_batch)
-                seen += len(X_batch)
-                self.update(epoch)
-            logs = {"loss": losses / seen, "accuracy": correct / seen, "lr": lr}
+            batches = (self._training_arrays(*dataset.train.sample(), "X", "Y")
+                       for _ in range(dataset.train.samples_per_epoch))
+            logs = train_on_batches(self, batches, epoch) | {"lr": lr}
             if getattr(dataset, "validate", None) is not None:
                 scores = self.evaluate(dataset.validate.data_, dataset.validate.labels)
                 logs |= {"val_loss": scores["loss"], "val_accuracy": scores["accuracy"]}
@@ -446,10 +438,12 @@ class NeuralNetwork:
     def _log_to_course_logger(self, logs: dict) -> None:
         if self.logger is None:
             return
+        def error(accuracy_value):  # the course logged 1 − accuracy
+            return None if accuracy_value is None else 1.0 - accuracy_value
+
         log = {
             "loss": {"train": logs["loss"], "validate": logs.get("val_loss")},
-            "error": {"train": 1.0 - logs["accuracy"],
-                      "validate": None if logs.get("val_accuracy") is None else 1.0 - logs["val_accuracy"]},
+            "error": {"train": error(logs["accuracy"]), "validate": error(logs.get("val_accuracy"))},
         }
         self.logger.push(log)
 

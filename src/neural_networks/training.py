@@ -96,26 +96,32 @@ class EpochProgress:
                   f"- lr {logs['lr']:.3g}", flush=True)
 
 
-def train_one_epoch(model, X, Y, batch_size: int, shuffle: bool, epoch: int, progress) -> dict:
-    """One pass over (X, Y) in mini-batches; returns the epoch's mean loss and accuracy."""
-    n_samples = X.shape[0]
-    order = model.rng.permutation(n_samples) if shuffle else np.arange(n_samples)
-    loss_sum, correct, counted = 0.0, 0.0, 0
-    for batch, start in enumerate(range(0, n_samples, batch_size)):
-        index = order[start : start + batch_size]
-        X_batch, Y_batch = X[index], Y[index]
+def train_on_batches(model, batches, epoch: int, progress=None) -> dict:
+    """One optimizer step per (X_batch, Y_batch) of ``batches``; returns the mean loss and
+    accuracy over the samples seen (accuracy None for regression)."""
+    loss_sum, correct, counted, running = 0.0, 0.0, 0, {}
+    for batch, (X_batch, Y_batch) in enumerate(batches):
         Y_hat = model.forward(X_batch)
         loss = model.backward(Y_batch, Y_hat)
         check_finite_step(model, loss, epoch, batch)
         model.update()
         batch_accuracy = accuracy(Y_batch, Y_hat)
-        loss_sum += loss * len(index)
-        correct += (batch_accuracy or 0.0) * len(index)
-        counted += len(index)
+        loss_sum += loss * len(X_batch)
+        correct += (batch_accuracy or 0.0) * len(X_batch)
+        counted += len(X_batch)
         running = {"loss": loss_sum / counted,
                    "accuracy": correct / counted if batch_accuracy is not None else None}
-        progress.update(len(index), running)
+        if progress is not None:
+            progress.update(len(X_batch), running)
     return running
+
+
+def train_one_epoch(model, X, Y, batch_size: int, shuffle: bool, epoch: int, progress) -> dict:
+    """One pass over (X, Y) in mini-batches, in an order drawn from the model's rng."""
+    order = model.rng.permutation(X.shape[0]) if shuffle else np.arange(X.shape[0])
+    batches = ((X[index], Y[index]) for index in
+               (order[start : start + batch_size] for start in range(0, len(order), batch_size)))
+    return train_on_batches(model, batches, epoch, progress)
 
 
 def fit_loop(model, X, Y, *, epochs: int, batch_size: int, validation, shuffle: bool,
