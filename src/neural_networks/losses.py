@@ -10,6 +10,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
+from .activations import SoftMax
 from .errors import ShapeError, unknown_name
 
 
@@ -52,6 +53,12 @@ class Loss(ABC):
     def backward(self, Y: np.ndarray, Y_hat: np.ndarray) -> np.ndarray:
         """dL/dY_hat."""
 
+    def pre_activation_gradient(self, activation, Y: np.ndarray, Y_hat: np.ndarray) -> np.ndarray | None:
+        """dL/dZ straight from the output Ŷ = activation(Z), when this loss and that
+        activation have a fused, exact gradient; None otherwise (the model then goes
+        through ``backward`` and the activation's Jacobian)."""
+        return None
+
     def get_config(self) -> dict:
         return {"type": self.default_name}
 
@@ -82,6 +89,13 @@ class CrossEntropy(Loss):
         Y, Y_hat = _check_pair("CrossEntropy", Y, Y_hat)
         clipped = np.maximum(Y_hat, probability_floor(Y_hat.dtype))
         return -Y / (Y.shape[0] * clipped)
+
+    def pre_activation_gradient(self, activation, Y: np.ndarray, Y_hat: np.ndarray) -> np.ndarray | None:
+        """d(CE ∘ softmax)/dZ = (Ŷ − Y)/N: exact and stable, unlike −Y/Ŷ through the Jacobian."""
+        if not isinstance(activation, SoftMax):
+            return None
+        Y, Y_hat = _check_pair("CrossEntropy", Y, Y_hat)
+        return (Y_hat - Y) / Y.shape[0]
 
 
 class L2(Loss):

@@ -9,7 +9,6 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .activations import SoftMax
 from .errors import ShapeError
 from .layers import Layer, initialize_layer
 from .losses import CrossEntropy, Loss, initialize_loss
@@ -169,14 +168,6 @@ class NeuralNetwork:
             out = layer.forward(out, retain_derived=retain_derived)
         return out
 
-    def _fused_softmax_cross_entropy(self) -> bool:
-        last = self.layers[-1]
-        return (
-            isinstance(self.loss, CrossEntropy)
-            and isinstance(last.activation, SoftMax)
-            and hasattr(last, "backward_pre_activation")
-        )
-
     def backward(self, target: np.ndarray, out: np.ndarray) -> float:
         """Compute the loss of ``out`` against ``target`` and backpropagate it through every
         layer, leaving each layer's ``gradients`` set. Returns the loss."""
@@ -184,24 +175,19 @@ class NeuralNetwork:
         if target.shape != np.shape(out):
             raise ShapeError(f"target must have the output's shape {np.shape(out)}, got {target.shape}")
         loss = self.loss(target, out)
-        if self._fused_softmax_cross_entropy():
-            # d(CE ∘ softmax)/dZ = (Ŷ − Y)/N: exact and stable, unlike −Y/Ŷ through the Jacobian.
-            dZ = (out - target.astype(out.dtype, copy=False)) / out.shape[0]
-            gradient = self._layer_backward(self.layers[-1], dZ, "backward_pre_activation")
+        last, first = self.layers[-1], self.layers[0]
+        dZ = (self.loss.pre_activation_gradient(last.activation, target, out)
+              if last.activation is not None else None)
+        if dZ is not None:  # the loss fuses with the output activation
+            gradient = last.backward_pre_activation(dZ, input_gradient=last is not first)
             remaining = self.layers[-2::-1]
         else:
             gradient = self.loss.backward(target, out)
             remaining = self.layers[::-1]
         for layer in remaining:
-            gradient = self._layer_backward(layer, gradient)
+            # nothing needs the gradient of the network's input: the first layer skips it
+            gradient = layer.backward(gradient, input_gradient=layer is not first)
         return loss
-
-    def _layer_backward(self, layer: Layer, gradient: np.ndarray, method: str = "backward"):
-        """``layer.<method>(gradient)``; the first layer skips computing dL/dX when it can,
-        since nothing needs the gradient of the network's input."""
-        if layer is self.layers[0] and layer.can_skip_input_gradient:
-            return getattr(layer, method)(gradient, input_gradient=False)
-        return getattr(layer, method)(gradient)
 
     # -- parameters ---------------------------------------------------------------------------
     def named_parameters(self) -> "OrderedDict[str, np.ndarray]":
@@ -224,8 +210,6 @@ class NeuralNetwork:
         if epoch is not None:
             self.optimizer.set_epoch(epoch)
         self.optimizer.step(self.named_parameters(), self.named_gradients())
-        for layer in self.layers:
-            layer.clear_gradients()
 
     # -- inference ------------------------------------------------------------------------------
     def predict(self, X: np.ndarray, Y: np.ndarray | None = None, batch_size: int = 256):
@@ -452,7 +436,7 @@ class NeuralNetwork:
         shape = tuple(input_shape) if input_shape is not None else self.input_shape
         if shape is None:
             raise ValueError("summary: the model is not built yet; pass input_shape= or fit it first")
-        if any(hasattr(layer, "_init_parameters") and not layer.built for layer in self.layers):
+        if not all(layer.built for layer in self.layers):
             self.build(shape)
         rows = [("Layer", "Output shape", "Parameters")]
         for index, layer in enumerate(self.layers):

@@ -1,132 +1,188 @@
-"""The Layer base class and the helpers every layer shares."""
+"""The layer protocol (``Layer``) and the window helpers the image layers share."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from typing import Callable
+from typing import ClassVar
 
 import numpy as np
 
-from ..errors import ShapeError
+from ..errors import InvalidParameterError, NotBuiltError, ShapeError
 
 
 class Layer(ABC):
-    """Base class of all layers.
+    """Base class of every layer: the protocol the model and the trainer rely on.
+
+    Life cycle::
+
+        layer = FullyConnected(10, "relu")   # __init__ stores and checks settings only
+        layer.build((n_in,))                 # parameters, buffers, zero gradients
+        Y = layer.forward(X)                 # builds on first call; caches for backward
+        dX = layer.backward(dY)              # sets gradients; input_gradient=False skips dX
 
     Attributes
     ----------
-    parameters : OrderedDict[str, ndarray]
-        Trainable arrays (``"W"``, ``"b"``), created lazily by the first forward
-        from the input's shape and read afresh by every forward, so a caller may
-        replace them between calls.
-    gradients : OrderedDict[str, ndarray]
-        dL/d(parameter), same keys and shapes as ``parameters``; overwritten by
-        every ``backward``.
-    cache : OrderedDict[str, object]
+    parameters : dict[str, ndarray]
+        Trained arrays (``"W"``, ``"b"``), read afresh by every forward.
+    gradients : dict[str, ndarray]
+        dL/d(parameter), same keys and shapes; overwritten by every ``backward``.
+    buffers : dict[str, ndarray]
+        State saved with the model but not trained (running statistics); empty for most.
+    cache : dict[str, object]
         What ``forward`` keeps for ``backward``.
+    training : bool
+        True in training mode; False makes the layer behave as in evaluation.
+    built : bool
+        True once ``build`` has run (for every layer, Flatten included).
+    input_shape : tuple or None
+        Shape of one input sample (no batch axis), set by ``build``.
+    activation : Activation or None
+        Layers with an activation also implement ``backward_pre_activation(dZ)``, which the
+        model uses when the loss fuses with that activation (softmax + cross-entropy).
     dtype : numpy dtype or None
         dtype of the parameters; None means "the dtype of the first input".
     rng : numpy.random.Generator or None
-        Random source for weight initialisation; None uses NumPy's global state.
+        This layer's random source (initialisation, dropout masks), handed out by the
+        model from its seed and saved in ``state_dict``; None draws a fresh one at build.
     """
 
     #: name of this layer type in configs and in ``initialize_layer``
-    type_name = "layer"
-    #: whether ``backward`` (and ``backward_pre_activation``) take ``input_gradient=False``
-    #: to skip dL/dX, which the model asks of its first layer
-    can_skip_input_gradient = False
+    type_name: ClassVar[str] = "layer"
+    #: what each ``__init__`` argument accepts (see ``utils.validation``)
+    _parameter_constraints: ClassVar[dict] = {}
 
     def __init__(self) -> None:
         self.activation = None
-        self.n_in = None
-        self.n_out = None
-        self.parameters: OrderedDict = OrderedDict()
-        self.cache: OrderedDict = OrderedDict()
-        self.gradients: OrderedDict = OrderedDict()
+        self.parameters: dict = OrderedDict()
+        self.gradients: dict = OrderedDict()
+        self.buffers: dict = OrderedDict()
+        self.cache: dict = OrderedDict()
+        self.training = True
+        self.built = False
+        self.input_shape: tuple[int, ...] | None = None
         self.dtype = None
-        self.rng = None
+        self.rng: np.random.Generator | None = None
         self.name = type(self).__name__
 
-    def __call__(self, X: np.ndarray) -> np.ndarray:
-        return self.forward(X)
+    # -- the protocol -------------------------------------------------------------------
+    def build(self, input_shape: tuple[int, ...]) -> None:
+        """Create parameters, buffers and zero gradients for samples of ``input_shape``.
 
-    @abstractmethod
-    def forward(self, X: np.ndarray, retain_derived: bool = True) -> np.ndarray:
-        """Compute the layer's output; cache what backward needs when ``retain_derived``."""
-
-    @abstractmethod
-    def backward(self, dLdY: np.ndarray) -> np.ndarray:
-        """Given dL/d(output), store parameter gradients and return dL/d(input)."""
-
-    @abstractmethod
-    def get_config(self) -> dict:
-        """JSON-able settings that rebuild this layer with ``layer_from_config``."""
+        Subclasses create their arrays, then call ``super().build(input_shape)``."""
+        self.input_shape = tuple(int(n) for n in input_shape)
+        self.built = True
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         """Shape of one output sample for one input sample of ``input_shape``."""
         return tuple(input_shape)
 
-    # -- course API -------------------------------------------------------------
+    @abstractmethod
+    def forward(self, X: np.ndarray, retain_derived: bool = True) -> np.ndarray:
+        """The layer's output for a batch X; caches what backward needs when
+        ``retain_derived`` (the course's name; the model passes False for inference)."""
+
+    @abstractmethod
+    def backward(self, dLdY: np.ndarray, *, input_gradient: bool = True) -> np.ndarray | None:
+        """Given dL/d(output), store parameter gradients and return dL/d(input)
+        (None when ``input_gradient`` is False: the model's first layer)."""
+
+    def backward_pre_activation(self, dZ: np.ndarray, *, input_gradient: bool = True) -> np.ndarray | None:
+        """Backward from dL/dZ, the gradient before the activation (layers with one)."""
+        raise NotImplementedError(f"{self.name} has no activation to backpropagate around")
+
+    @abstractmethod
+    def get_config(self) -> dict:
+        """JSON-able settings, with ``"type"``, that ``from_config`` rebuilds the layer from."""
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Layer":
+        """Rebuild an (unbuilt) layer from ``get_config()``."""
+        settings = {key: value for key, value in config.items() if key != "type"}
+        return cls(**settings)
+
+    def state_dict(self) -> dict:
+        """Parameters, buffers and the random generator's state."""
+        return {
+            "parameters": dict(self.parameters),
+            "buffers": dict(self.buffers),
+            "rng": generator_state(self.rng),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Copy a ``state_dict`` into this built layer (shapes must match)."""
+        if not self.built:
+            raise NotBuiltError(f"{self.name}: build the layer before loading its state")
+        for group in ("parameters", "buffers"):
+            own, given = getattr(self, group), state.get(group, {})
+            if set(own) != set(given):
+                raise ShapeError(f"{self.name}: {group} {sorted(given)} do not match the layer's "
+                                 f"{sorted(own)}")
+            for key, value in given.items():
+                value = np.asarray(value)
+                if value.shape != own[key].shape:
+                    raise ShapeError(f"{self.name}: {group[:-1]} {key} has shape {value.shape}, "
+                                     f"the layer needs {own[key].shape}")
+                own[key][...] = value
+        if state.get("rng") is not None:
+            self.rng = generator_from_state(state["rng"])
+
+    # -- course API (thin aliases) ---------------------------------------------------------
+    def _init_parameters(self, X_shape: tuple[int, ...], dtype=None) -> None:
+        """The course's build: ``X_shape`` includes the batch axis (often -1)."""
+        if dtype is not None and self.dtype is None:
+            self.dtype = np.dtype(dtype)
+        self.build(tuple(X_shape[1:]))
+
     def clear_gradients(self) -> None:
-        """Empty the cache and zero the gradients."""
-        self.cache = OrderedDict((key, []) for key in self.cache)
-        self.gradients = OrderedDict(
-            (key, np.zeros_like(value)) for key, value in self.gradients.items()
-        )
+        """Empty the cache and zero the gradients (in place)."""
+        self.cache = OrderedDict()
+        for gradient in self.gradients.values():
+            gradient[...] = 0
 
-    def forward_with_param(self, param_name: str, X: np.ndarray) -> Callable:
-        """A function of one parameter's value that runs ``forward(X)`` (for gradient checks)."""
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        return self.forward(X)
 
-        def inner_forward(param_val: np.ndarray) -> np.ndarray:
-            self.parameters[param_name] = param_val
-            return self.forward(X)
-
-        return inner_forward
-
-    def _get_parameters(self) -> list:
-        return list(self.parameters.values())
-
-    def _get_cache(self) -> list:
-        return list(self.cache.values())
-
-    def _get_gradients(self) -> list:
-        return list(self.gradients.values())
-
-    # -- helpers for subclasses ---------------------------------------------------
-    @property
-    def built(self) -> bool:
-        return self.n_in is not None
-
+    # -- helpers for subclasses -------------------------------------------------------------
     def _param_dtype(self, input_dtype) -> np.dtype:
         return np.dtype(self.dtype) if self.dtype is not None else np.dtype(input_dtype)
+
+    def _rng(self) -> np.random.Generator:
+        if self.rng is None:
+            self.rng = np.random.default_rng()
+        return self.rng
 
     def _param(self, key: str, dtype) -> np.ndarray:
         """parameters[key] in the computation's dtype (no copy when it already is)."""
         return np.asarray(self.parameters[key]).astype(dtype, copy=False)
 
     def _check_input(self, X, rank: int) -> np.ndarray:
-        """Return X as a floating array of the given rank, or raise a clear error."""
+        """Return X as a floating array of the given rank, or raise a clear error; builds
+        the layer from the first input it sees."""
         X = np.asarray(X)
         if X.dtype.kind in "biu":
             X = X.astype(self._param_dtype(np.float64))
         elif X.dtype.kind != "f":
-            raise TypeError(f"{self.name}: expected a numeric input array, got dtype {X.dtype}")
+            raise InvalidParameterError(f"{self.name}: expected a numeric input array, got dtype {X.dtype}")
         if X.ndim != rank:
             raise ShapeError(
                 f"{self.name}: expected a rank-{rank} input {self._expected_input()}, "
                 f"got shape {X.shape}"
             )
+        if not self.built:
+            if self.dtype is None:
+                self.dtype = X.dtype
+            self.build(X.shape[1:])
         return X
 
     def _expected_input(self) -> str:
         return ""
 
     def _require_cache(self, *keys: str) -> list:
-        values = [self.cache.get(key) for key in keys]
-        if any(value is None or (isinstance(value, list) and not value) for value in values):
-            raise RuntimeError(f"{self.name}: backward called before forward")
-        return values
+        missing = [key for key in keys if key not in self.cache]
+        if missing:
+            raise NotBuiltError(f"{self.name}: backward called before forward")
+        return [self.cache[key] for key in keys]
 
     def _check_upstream(self, dLdY, expected_shape: tuple[int, ...]) -> np.ndarray:
         dLdY = np.asarray(dLdY)
@@ -142,6 +198,23 @@ class Layer(ABC):
         return f"{type(self).__name__}({settings})"
 
 
+def generator_state(rng: np.random.Generator | None) -> dict | None:
+    """A random generator's state as JSON-able values (None for no generator)."""
+    return None if rng is None else rng.bit_generator.state
+
+
+def generator_from_state(state: dict) -> np.random.Generator:
+    """A generator continuing exactly from ``generator_state``'s result."""
+    names = {"PCG64": np.random.PCG64, "PCG64DXSM": np.random.PCG64DXSM,
+             "MT19937": np.random.MT19937, "Philox": np.random.Philox, "SFC64": np.random.SFC64}
+    kind = state.get("bit_generator") if isinstance(state, dict) else None
+    if kind not in names:
+        raise InvalidParameterError(f"rng: unknown bit generator state {kind!r}")
+    bit_generator = names[kind]()
+    bit_generator.state = state
+    return np.random.Generator(bit_generator)
+
+
 def as_pair(value, argument: str, layer: str, minimum: int = 1) -> tuple[int, int]:
     """An int or a pair of ints as a validated (rows, cols) tuple."""
     pair = (value, value) if isinstance(value, (int, np.integer)) else value
@@ -153,9 +226,9 @@ def as_pair(value, argument: str, layer: str, minimum: int = 1) -> tuple[int, in
     except TypeError:
         valid = False
     if not valid or isinstance(value, bool):
-        raise TypeError(f"{layer}: {argument} must be an int or a pair of ints, got {value!r}")
+        raise InvalidParameterError(f"{layer}: {argument} must be an int or a pair of ints, got {value!r}")
     if min(pair) < minimum:
-        raise ValueError(f"{layer}: {argument} must be >= {minimum}, got {value!r}")
+        raise InvalidParameterError(f"{layer}: {argument} must be >= {minimum}, got {value!r}")
     return int(pair[0]), int(pair[1])
 
 
@@ -166,7 +239,7 @@ def resolve_pad(pad, kernel_shape: tuple[int, int], layer: str) -> tuple[int, in
             return (kernel_shape[0] - 1) // 2, (kernel_shape[1] - 1) // 2
         if pad == "valid":
             return 0, 0
-        raise ValueError(f"{layer}: pad must be 'same', 'valid', an int or a pair, got {pad!r}")
+        raise InvalidParameterError(f"{layer}: pad must be 'same', 'valid', an int or a pair, got {pad!r}")
     return as_pair(pad, "pad", layer, minimum=0)
 
 

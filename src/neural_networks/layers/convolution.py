@@ -19,8 +19,9 @@ from collections import OrderedDict
 import numpy as np
 from numpy.lib.stride_tricks import as_strided, sliding_window_view
 
-from ..activations import initialize_activation
-from ..errors import UnknownNameError
+from ..activations import Activation, initialize_activation
+from ..errors import ShapeError, UnknownNameError
+from ..utils.validation import Integral, Interval, validate_params
 from ..weights import initialize_weights
 from .base import Layer, as_pair, output_hw, resolve_pad, window
 
@@ -170,10 +171,21 @@ class Conv2D(Layer):
 
     Shapes: X (N, H, W, C), Y (N, H', W', C_out) with H' = ⌊(H + 2p_h − kh)/s_h⌋ + 1,
     W (kh, kw, C, C_out), b (1, C_out).
+
+    >>> import numpy as np
+    >>> layer = Conv2D(8, 3, "relu")                    # 3×3, "same" padding, stride 1
+    >>> layer.forward(np.ones((2, 5, 5, 3))).shape
+    (2, 5, 5, 8)
+    >>> layer.parameters["W"].shape
+    (3, 3, 3, 8)
     """
 
     type_name = "conv2d"
-    can_skip_input_gradient = True
+    _parameter_constraints = {
+        "n_out": [Interval(Integral, 1, None)],
+        "activation": [str, Activation],
+        "weight_init": [str],
+    }
     #: "auto", "shifted" or "patches" (see above); a performance choice only, every one
     #: computes the same values (up to float rounding). "shifted" falls back to
     #: "patches" where it does not apply.
@@ -189,9 +201,9 @@ class Conv2D(Layer):
         weight_init: str = "xavier_uniform",
     ) -> None:
         super().__init__()
-        if isinstance(n_out, bool) or not isinstance(n_out, (int, np.integer)) or n_out < 1:
-            raise ValueError(f"Conv2D: n_out must be a positive int, got {n_out!r}")
+        validate_params(self, n_out=n_out, activation=activation, weight_init=weight_init)
         self.n_out = int(n_out)
+        self.n_in = None
         self.kernel_shape = as_pair(kernel_shape, "kernel_shape", "Conv2D")
         self.stride = as_pair(stride, "stride", "Conv2D")
         self.pad = resolve_pad(pad, self.kernel_shape, "Conv2D")
@@ -202,15 +214,18 @@ class Conv2D(Layer):
             raise UnknownNameError(f"Conv2D: {error}") from None
         self.weight_init = weight_init
 
-    def _init_parameters(self, X_shape: tuple[int, ...], dtype=None) -> None:
-        """Create W, b and zero gradients for NHWC inputs of shape X_shape (N may be -1)."""
-        self.n_in = int(X_shape[3])
-        dtype = self._param_dtype(np.float64 if dtype is None else dtype)
-        W = self.init_weights(self.kernel_shape + (self.n_in, self.n_out), rng=self.rng, dtype=dtype)
+    def build(self, input_shape: tuple[int, ...]) -> None:
+        """W (kh, kw, C_in, C_out) from the initialiser, b (1, C_out) zeros, zero gradients."""
+        if len(input_shape) != 3:
+            raise ShapeError(f"{self.name}: expected NHWC samples of shape (height, width, channels), "
+                             f"got {tuple(input_shape)}")
+        self.n_in = int(input_shape[2])
+        dtype = self._param_dtype(np.float64)
+        W = self.init_weights(self.kernel_shape + (self.n_in, self.n_out), rng=self._rng(), dtype=dtype)
         b = np.zeros((1, self.n_out), dtype=dtype)
         self.parameters = OrderedDict(W=W, b=b)
         self.gradients = OrderedDict(W=np.zeros_like(W), b=np.zeros_like(b))
-        self.cache = OrderedDict(X_shape=[], X_pad=[], algorithm=[], Z=[])
+        super().build(input_shape)
 
     def _uses_shifted(self, channels: int) -> bool:
         (kh, kw), (ph, pw) = self.kernel_shape, self.pad
@@ -221,8 +236,6 @@ class Conv2D(Layer):
 
     def forward(self, X: np.ndarray, retain_derived: bool = True) -> np.ndarray:
         X = self._check_input(X, rank=4)
-        if not self.built:
-            self._init_parameters(X.shape, X.dtype)
         self._check_channels(X.shape)
         W, b = np.ascontiguousarray(self._param("W", X.dtype)), self._param("b", X.dtype)
         out_height, out_width = self._output_hw(X.shape)
@@ -243,7 +256,7 @@ class Conv2D(Layer):
             self.cache.update(X_shape=X.shape, X_pad=X_pad, algorithm=algorithm, Z=Z)
         return self.activation(Z)
 
-    def backward(self, dLdY: np.ndarray, input_gradient: bool = True) -> np.ndarray | None:
+    def backward(self, dLdY: np.ndarray, *, input_gradient: bool = True) -> np.ndarray | None:
         """Store dW, db and return dX; with ``input_gradient=False`` skip dX (return None)."""
         X_shape, Z, algorithm = self._require_cache("X_shape", "Z", "algorithm")
         dLdY = self._check_upstream(dLdY, Z.shape)
@@ -255,7 +268,7 @@ class Conv2D(Layer):
         self.activation.backward_into(Z, dLdY, out=dZ_pad[:, ph : ph + height, pw : pw + width, :])
         return self._backward_shifted(dZ_pad, input_gradient)
 
-    def backward_pre_activation(self, dZ: np.ndarray, input_gradient: bool = True) -> np.ndarray | None:
+    def backward_pre_activation(self, dZ: np.ndarray, *, input_gradient: bool = True) -> np.ndarray | None:
         """Backward from dL/dZ, the gradient before the activation."""
         (algorithm,) = self._require_cache("algorithm")
         if algorithm == "patches":
@@ -310,7 +323,7 @@ class Conv2D(Layer):
 
     def _check_channels(self, X_shape) -> None:
         if X_shape[3] != self.n_in:
-            raise ValueError(
+            raise ShapeError(
                 f"{self.name}: expected {self.n_in} input channels (NHWC, built from the "
                 f"first input), got input of shape {X_shape}"
             )

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
-
 import numpy as np
 
+from ..errors import ShapeError
+from ..utils.validation import Options, StrOptions, validate_params
 from .base import Layer
-
-KEEP_DIMS = ("first", -1, "last")
 
 
 class Flatten(Layer):
@@ -22,19 +20,26 @@ class Flatten(Layer):
         otherwise:         (..., d_last) → (−1, d_last)
 
     Backward reshapes dL/dY back to the input's shape.
+
+    >>> import numpy as np
+    >>> Flatten().forward(np.zeros((2, 3, 4, 5))).shape
+    (2, 60)
     """
 
     type_name = "flatten"
+    _parameter_constraints = {"keep_dim": [StrOptions({"first", "last"}), Options((-1,))]}
 
     def __init__(self, keep_dim="first") -> None:
         super().__init__()
+        validate_params(self, keep_dim=keep_dim)
         self.keep_dim = keep_dim
-        self.cache = OrderedDict(in_dims=[])
 
     def forward(self, X: np.ndarray, retain_derived: bool = True) -> np.ndarray:
         X = np.asarray(X)
         if X.ndim < 1:
-            raise ValueError(f"{self.name}: expected an array with a batch axis, got shape {X.shape}")
+            raise ShapeError(f"{self.name}: expected an array with a batch axis, got shape {X.shape}")
+        if not self.built:
+            self.build(X.shape[1:])
         if retain_derived:
             self.cache["in_dims"] = X.shape
         if self.keep_dim == "first":
@@ -43,14 +48,15 @@ class Flatten(Layer):
             return X.reshape(1, -1)
         return X.reshape(-1, X.shape[-1])
 
-    def backward(self, dLdY: np.ndarray) -> np.ndarray:
+    def backward(self, dLdY: np.ndarray, *, input_gradient: bool = True) -> np.ndarray | None:
+        """dL/dX is dL/dY reshaped back to the input's shape."""
         (in_dims,) = self._require_cache("in_dims")
         dLdY = np.asarray(dLdY)
         if dLdY.size != math.prod(in_dims):
-            raise ValueError(
+            raise ShapeError(
                 f"{self.name}: dLdY of shape {dLdY.shape} cannot be reshaped to the input shape {in_dims}"
             )
-        return dLdY.reshape(in_dims)
+        return dLdY.reshape(in_dims) if input_gradient else None
 
     def output_shape(self, input_shape):
         if self.keep_dim == "first":

@@ -6,8 +6,9 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ..activations import initialize_activation
-from ..errors import UnknownNameError
+from ..activations import Activation, initialize_activation
+from ..errors import ShapeError, UnknownNameError
+from ..utils.validation import Integral, Interval, validate_params
 from ..weights import initialize_weights
 from .base import Layer
 
@@ -38,16 +39,27 @@ class FullyConnected(Layer):
         Name of the initialiser of W (see ``initialize_weights``); b starts at 0.
 
     Shapes: X (N, n_in), Y (N, n_out), W (n_in, n_out), b (1, n_out).
+
+    >>> import numpy as np
+    >>> layer = FullyConnected(3, "relu")
+    >>> layer.forward(np.ones((2, 4))).shape
+    (2, 3)
+    >>> sorted(layer.parameters), layer.parameters["W"].shape
+    (['W', 'b'], (4, 3))
     """
 
     type_name = "fully_connected"
-    can_skip_input_gradient = True
+    _parameter_constraints = {
+        "n_out": [Interval(Integral, 1, None)],
+        "activation": [str, Activation],
+        "weight_init": [str],
+    }
 
     def __init__(self, n_out: int, activation="linear", weight_init: str = "xavier_uniform") -> None:
         super().__init__()
-        if isinstance(n_out, bool) or not isinstance(n_out, (int, np.integer)) or n_out < 1:
-            raise ValueError(f"FullyConnected: n_out must be a positive int, got {n_out!r}")
+        validate_params(self, n_out=n_out, activation=activation, weight_init=weight_init)
         self.n_out = int(n_out)
+        self.n_in = None
         try:
             self.activation = initialize_activation(activation)
             self.init_weights = initialize_weights(weight_init, activation=self.activation.name)
@@ -55,22 +67,22 @@ class FullyConnected(Layer):
             raise UnknownNameError(f"FullyConnected: {error}") from None
         self.weight_init = weight_init
 
-    def _init_parameters(self, X_shape: tuple[int, ...], dtype=None) -> None:
-        """Create W, b and zero gradients for inputs of shape (N, n_in); N may be -1."""
-        self.n_in = int(X_shape[1])
-        dtype = self._param_dtype(np.float64 if dtype is None else dtype)
-        W = self.init_weights((self.n_in, self.n_out), rng=self.rng, dtype=dtype)
+    def build(self, input_shape: tuple[int, ...]) -> None:
+        """W (n_in, n_out) from the initialiser, b (1, n_out) zeros, and zero gradients."""
+        if len(input_shape) != 1:
+            raise ShapeError(f"{self.name}: expected samples of shape (features,), got {tuple(input_shape)}")
+        self.n_in = int(input_shape[0])
+        dtype = self._param_dtype(np.float64)
+        W = self.init_weights((self.n_in, self.n_out), rng=self._rng(), dtype=dtype)
         b = np.zeros((1, self.n_out), dtype=dtype)
         self.parameters = OrderedDict(W=W, b=b)
         self.gradients = OrderedDict(W=np.zeros_like(W), b=np.zeros_like(b))
-        self.cache = OrderedDict(X=[], Z=[])
+        super().build(input_shape)
 
     def forward(self, X: np.ndarray, retain_derived: bool = True) -> np.ndarray:
         X = self._check_input(X, rank=2)
-        if not self.built:
-            self._init_parameters(X.shape, X.dtype)
         if X.shape[1] != self.n_in:
-            raise ValueError(
+            raise ShapeError(
                 f"{self.name}: expected {self.n_in} input features (built from the first "
                 f"input), got input of shape {X.shape}"
             )
@@ -83,14 +95,15 @@ class FullyConnected(Layer):
             self.cache["X"], self.cache["Z"] = X, Z
         return self.activation(Z)
 
-    def backward(self, dLdY: np.ndarray, input_gradient: bool = True) -> np.ndarray | None:
-        """Store dW, db and return dX; with ``input_gradient=False`` skip dX (return None)."""
-        X, Z = self._require_cache("X", "Z")
+    def backward(self, dLdY: np.ndarray, *, input_gradient: bool = True) -> np.ndarray | None:
+        """dZ = f'(Z)·dL/dY, then the affine map's gradients (see ``backward_pre_activation``)."""
+        (Z,) = self._require_cache("Z")
         dLdY = self._check_upstream(dLdY, Z.shape)
-        return self.backward_pre_activation(self.activation.backward(Z, dLdY), input_gradient)
+        return self.backward_pre_activation(self.activation.backward(Z, dLdY),
+                                            input_gradient=input_gradient)
 
-    def backward_pre_activation(self, dZ: np.ndarray, input_gradient: bool = True) -> np.ndarray | None:
-        """Backward from dL/dZ (used by the model's fused softmax + cross-entropy)."""
+    def backward_pre_activation(self, dZ: np.ndarray, *, input_gradient: bool = True) -> np.ndarray | None:
+        """dW = Xᵀ dZ, db = Σ_rows dZ, and dX = dZ Wᵀ (None with ``input_gradient=False``)."""
         (X,) = self._require_cache("X")
         W = self._param("W", X.dtype)
 

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
-
 import numpy as np
 
 from ..activations import keep_where
-from ..errors import unknown_name
+from ..errors import InvalidParameterError, ShapeError, unknown_name
 from .base import Layer, as_pair, output_hw, pad_spatial, resolve_pad, window
 
 POOL_MODES = ("max", "average")
@@ -38,6 +36,14 @@ class Pool2D(Layer):
 
     Shapes: X (N, H, W, C), Y (N, H', W', C) with H' = ⌊(H + 2p_h − kh)/s_h⌋ + 1.
     No parameters.
+
+    Note: ``stride`` defaults to 1, the course's default; Keras and PyTorch default it
+    to the kernel size, so write ``Pool2D(2, stride=2)`` for the usual halving.
+
+    >>> import numpy as np
+    >>> Pool2D(2, stride=2).forward(np.arange(16.0).reshape(1, 4, 4, 1))[0, :, :, 0]
+    array([[ 5.,  7.],
+           [13., 15.]])
     """
 
     type_name = "pool2d"
@@ -48,17 +54,24 @@ class Pool2D(Layer):
         self.stride = as_pair(stride, "stride", "Pool2D")
         self.pad = resolve_pad(pad, self.kernel_shape, "Pool2D")
         if any(p > k // 2 for p, k in zip(self.pad, self.kernel_shape)):
-            raise ValueError(
+            raise InvalidParameterError(
                 f"Pool2D: pad must be at most half the kernel {self.kernel_shape}, got {pad!r}"
             )
         if mode not in POOL_MODES:
             raise unknown_name("Pool2D: mode", mode, POOL_MODES)
         self.mode = mode
-        self.cache = OrderedDict(X_shape=[], Y_shape=[], argmax=[])
+        self.n_in = self.n_out = None
+
+    def build(self, input_shape: tuple[int, ...]) -> None:
+        """No parameters; records the channel count (the course's ``n_in``/``n_out``)."""
+        if len(input_shape) != 3:
+            raise ShapeError(f"{self.name}: expected NHWC samples of shape (height, width, channels), "
+                             f"got {tuple(input_shape)}")
+        self.n_in = self.n_out = int(input_shape[2])
+        super().build(input_shape)
 
     def forward(self, X: np.ndarray, retain_derived: bool = True) -> np.ndarray:
         X = self._check_input(X, rank=4)
-        self.n_in = self.n_out = X.shape[3]
         out_shape = self._output_hw(X.shape)
         if self.mode == "max":
             Y, argmax = self._max_forward(pad_spatial(X, self.pad, -np.inf), out_shape, retain_derived)
@@ -68,8 +81,11 @@ class Pool2D(Layer):
             self.cache["X_shape"], self.cache["argmax"], self.cache["Y_shape"] = X.shape, argmax, Y.shape
         return Y
 
-    def backward(self, dLdY: np.ndarray) -> np.ndarray:
+    def backward(self, dLdY: np.ndarray, *, input_gradient: bool = True) -> np.ndarray | None:
+        """Route each window's gradient (see above); no parameters, so nothing to store."""
         X_shape, Y_shape = self._require_cache("X_shape", "Y_shape")
+        if not input_gradient:
+            return None
         dLdY = self._check_upstream(dLdY, Y_shape)
         (ph, pw), (kh, kw), (sh, sw) = self.pad, self.kernel_shape, self.stride
         n_samples, height, width, channels = X_shape

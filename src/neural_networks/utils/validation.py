@@ -1,18 +1,182 @@
-"""Argument checks shared by optimizers and schedulers: clear ValueErrors naming the
-argument, what was expected and what came."""
+"""Declared argument checks: one mechanism for every class of the library.
+
+A class lists what each argument accepts in ``_parameter_constraints`` (in the spirit of
+scikit-learn's), and calls ``validate_params`` once in ``__init__``::
+
+    class EarlyStopping(Callback):
+        _parameter_constraints = {
+            "patience": [Interval(Integral, 0, None)],
+            "monitor": [str],
+        }
+
+        def __init__(self, monitor="val_loss", patience=5):
+            validate_params(self, monitor=monitor, patience=patience)
+
+A value passes when it satisfies any one of the argument's constraints; otherwise an
+``InvalidParameterError`` (both a ValueError and a TypeError) names the owner, the
+argument, what it accepts and what came:
+
+>>> validate_params("EarlyStopping", {"patience": [Interval(Integral, 0, None)]}, patience=2.7)
+Traceback (most recent call last):
+...
+neural_networks.errors.InvalidParameterError: EarlyStopping: patience must be an integer >= 0, got 2.7 (float)
+
+A constraint is an ``Interval``, a ``StrOptions``, ``Options``, ``BOOLEAN``, ``None`` (the
+value None), ``callable``, or a type (``isinstance``; ``bool`` is never an int or a real).
+"""
 
 from __future__ import annotations
 
 import inspect
 import math
-import numbers
-from typing import Any
+from numbers import Integral, Real
+from typing import Any, Iterable
 
 import numpy as np
 
-from ..errors import unknown_name
+from ..errors import InvalidParameterError, unknown_name
+
+__all__ = [
+    "Interval", "StrOptions", "Options", "BOOLEAN", "Integral", "Real",
+    "validate_params", "check_real", "check_int", "check_bool", "build_from_kwargs", "lookup",
+]
 
 
+class Constraint:
+    """One thing an argument may be."""
+
+    def is_satisfied_by(self, value: Any) -> bool:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __str__(self) -> str:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, (bool, np.bool_))
+
+
+class Interval(Constraint):
+    """A number of ``kind`` (``Integral`` or ``Real``) between ``low`` and ``high``
+    (None: unbounded), ``closed`` at "both" ends, "left", "right" or "neither".
+    Reals must be finite; bools are neither ints nor reals here."""
+
+    def __init__(self, kind: type, low: float | None, high: float | None, closed: str = "both") -> None:
+        if kind not in (Integral, Real):
+            raise ValueError(f"Interval: kind must be Integral or Real, got {kind!r}")
+        if closed not in ("both", "left", "right", "neither"):
+            raise ValueError(f"Interval: closed must be 'both', 'left', 'right' or 'neither', got {closed!r}")
+        self.kind, self.low, self.high, self.closed = kind, low, high, closed
+
+    def is_satisfied_by(self, value: Any) -> bool:
+        if _is_bool(value) or not isinstance(value, self.kind):
+            return False
+        if self.kind is Real and not math.isfinite(value):
+            return False
+        if self.low is not None:
+            if value < self.low or (value == self.low and self.closed in ("right", "neither")):
+                return False
+        if self.high is not None:
+            if value > self.high or (value == self.high and self.closed in ("left", "neither")):
+                return False
+        return True
+
+    def __str__(self) -> str:
+        noun = "an integer" if self.kind is Integral else "a finite real number"
+        left_closed, right_closed = self.closed in ("both", "left"), self.closed in ("both", "right")
+        if self.low is None and self.high is None:
+            return noun
+        if self.high is None:
+            return f"{noun} {'>=' if left_closed else '>'} {self.low:g}"
+        if self.low is None:
+            return f"{noun} {'<=' if right_closed else '<'} {self.high:g}"
+        return (f"{noun} in {'[' if left_closed else '('}{self.low:g}, "
+                f"{self.high:g}{']' if right_closed else ')'}")
+
+
+class Options(Constraint):
+    """One of the given values (compared with ==, bools apart from ints)."""
+
+    def __init__(self, options: Iterable) -> None:
+        self.options = tuple(options)
+
+    def is_satisfied_by(self, value: Any) -> bool:
+        return any(type(value) is type(option) and value == option for option in self.options
+                   if _is_bool(option) == _is_bool(value))
+
+    def __str__(self) -> str:
+        return "one of " + ", ".join(repr(option) for option in self.options)
+
+
+class StrOptions(Options):
+    """One of the given strings."""
+
+    def is_satisfied_by(self, value: Any) -> bool:
+        return isinstance(value, str) and value in self.options
+
+
+class _Boolean(Constraint):
+    def is_satisfied_by(self, value: Any) -> bool:
+        return _is_bool(value)
+
+    def __str__(self) -> str:
+        return "True or False"
+
+
+#: True or False (a NumPy bool too; never 0 or 1)
+BOOLEAN = _Boolean()
+
+
+def _satisfies(constraint: Any, value: Any) -> bool:
+    if constraint is None:
+        return value is None
+    if constraint is callable:
+        return callable(value)
+    if isinstance(constraint, Constraint):
+        return constraint.is_satisfied_by(value)
+    if isinstance(constraint, type):
+        if constraint in (int, float, Integral, Real) and _is_bool(value):
+            return False
+        return isinstance(value, constraint)
+    raise TypeError(f"unknown constraint {constraint!r}")  # a bug in a declaration
+
+
+def _describe(constraint: Any) -> str:
+    if constraint is None:
+        return "None"
+    if constraint is callable:
+        return "a callable"
+    if isinstance(constraint, type):
+        names = {str: "a string", dict: "a dict", list: "a list", tuple: "a tuple", int: "an integer",
+                 float: "a float", Integral: "an integer", Real: "a real number"}
+        return names.get(constraint, f"a {constraint.__name__}")
+    return str(constraint)
+
+
+def validate_parameter(owner: str, name: str, value: Any, constraints: list) -> Any:
+    """Return ``value`` if it satisfies one of ``constraints``, else raise a clear error."""
+    if any(_satisfies(constraint, value) for constraint in constraints):
+        return value
+    accepted = " or ".join(_describe(constraint) for constraint in constraints)
+    raise InvalidParameterError(
+        f"{owner}: {name} must be {accepted}, got {value!r} ({type(value).__name__})"
+    )
+
+
+def validate_params(owner: Any, constraints: dict | None = None, /, **values: Any) -> None:
+    """Check every keyword against its declared constraints.
+
+    ``owner`` is an object whose class declares ``_parameter_constraints`` (its class name
+    is used in messages), or a name given with an explicit ``constraints`` dict.
+    """
+    if constraints is None:
+        constraints = type(owner)._parameter_constraints
+    label = owner if isinstance(owner, str) else type(owner).__name__
+    for name, value in values.items():
+        validate_parameter(label, name, value, constraints[name])
+
+
+# -- scalar checks (used where a value is converted as it is checked) --------------------------
 def check_real(
     name: str,
     value: Any,
@@ -28,63 +192,36 @@ def check_real(
     "weak", so ``float32_array * lr`` stays float32, whereas a ``np.float64``
     hyper-parameter would silently upcast float32 parameters.
     """
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(
-            f"{name} must be a real number, got {value!r} ({type(value).__name__})"
-        )
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    too_low = low is not None and (value <= low if low_open else value < low)
-    too_high = high is not None and (value >= high if high_open else value > high)
-    if too_low or too_high:
-        raise ValueError(
-            f"{name} must be {_describe_interval(low, high, low_open, high_open)}, "
-            f"got {value!r}"
-        )
-    return value
-
-
-def _describe_interval(
-    low: float | None, high: float | None, low_open: bool, high_open: bool
-) -> str:
-    if high is None:
-        return f"{'>' if low_open else '>='} {low:g}"
-    if low is None:
-        return f"{'<' if high_open else '<='} {high:g}"
-    left, right = "(" if low_open else "[", ")" if high_open else "]"
-    return f"in {left}{low:g}, {high:g}{right}"
+    closed = {(False, False): "both", (False, True): "left", (True, False): "right",
+              (True, True): "neither"}[(low_open, high_open)]
+    interval = Interval(Real, low, high, closed)
+    if not interval.is_satisfied_by(value):
+        raise InvalidParameterError(f"{name} must be {interval}, got {value!r} ({type(value).__name__})")
+    return float(value)
 
 
 def check_int(name: str, value: Any, *, low: int) -> int:
     """Return ``value`` as a Python int ``>= low`` (bools are rejected)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(
-            f"{name} must be an integer >= {low}, got {value!r} "
-            f"({type(value).__name__})"
-        )
-    if value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    interval = Interval(Integral, low, None)
+    if not interval.is_satisfied_by(value):
+        raise InvalidParameterError(f"{name} must be {interval}, got {value!r} ({type(value).__name__})")
     return int(value)
 
 
 def check_bool(name: str, value: Any) -> bool:
-    # numpy bools are accepted; ints are not, so `staircase=None` or `=1` is
-    # reported instead of being silently coerced.
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(
-            f"{name} must be True or False, got {value!r} ({type(value).__name__})"
-        )
+    """Return ``value`` as a bool; ints are refused, so ``staircase=1`` is reported."""
+    if not BOOLEAN.is_satisfied_by(value):
+        raise InvalidParameterError(f"{name} must be True or False, got {value!r} ({type(value).__name__})")
     return bool(value)
 
 
 def build_from_kwargs(cls: type, kwargs: dict[str, Any]):
-    """``cls(**kwargs)``, reporting unexpected keywords as a ValueError listing the accepted
+    """``cls(**kwargs)``, reporting unexpected keywords as a clear error listing the accepted
     ones (rather than Python's bare TypeError)."""
     accepted = [p for p in inspect.signature(cls).parameters if p != "self"]
     unknown = sorted(set(kwargs) - set(accepted))
     if unknown:
-        raise ValueError(
+        raise InvalidParameterError(
             f"{cls.__name__} got unexpected argument(s) {unknown}; "
             f"accepted arguments are {accepted}"
         )
