@@ -311,7 +311,7 @@ def test_summary_lists_every_layer_with_shapes_and_parameter_counts_before_any_d
         assert count == sum(int(np.prod(p.shape)) for p in layer.parameters.values()), index
     total = sum(row[3] for row in rows)
     assert total == model.count_parameters() == sum(p.size for p in model.named_parameters().values())
-    assert f"Total parameters: {total:,}" in text
+    assert f"Trainable parameters: {total:,}" in text and "Non-trainable parameters: 0" in text
     assert "cross_entropy" in text and "Adam" in text
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import neural_networks as nn
+from neural_networks import serialization
 from neural_networks.callbacks import Callback, EarlyStopping, JSONLogger
 from neural_networks.errors import FormatError
 from neural_networks.layers import FullyConnected
@@ -108,23 +109,25 @@ def test_checkpoint_file_holds_the_optimizer_state_and_the_callbacks(tmp_path, o
     model = model_for(optimizer_name)
     stopper = EarlyStopping(patience=5)
     history = fit(model, 3, [stopper], checkpoint=tmp_path / "ckpt.npz")
-    with np.load(tmp_path / "ckpt.npz", allow_pickle=False) as archive:
-        members = {name: archive[name] for name in archive.files}
-    assert set(model.optimizer.state) == set(model.named_parameters())
+    archive = serialization.read_checkpoint(tmp_path / "ckpt.npz")
+    assert archive.kind == "checkpoint"
+    saved_optimizer = archive.state["optimizer"]
+    assert set(model.optimizer.state) == set(model.named_parameters()) == set(saved_optimizer["state"])
     for name, state in model.optimizer.state.items():
         assert set(state) == buffers
         for key in buffers:
-            np.testing.assert_array_equal(members[f"optimizer:{name}:{key}"], state[key])
+            np.testing.assert_array_equal(saved_optimizer["state"][name][key], state[key])
+    saved_layers = archive.state["model"]["layers"]
     for name, value in model.named_parameters().items():
-        np.testing.assert_array_equal(members[f"param:{name}"], value)
+        index, key = name.split(".")
+        np.testing.assert_array_equal(saved_layers[int(index)]["parameters"][key], value)
+    saved_stopper = archive.state["trainer"]["callbacks"][0]
+    assert saved_stopper["type"] == "EarlyStopping"
     for name, value in stopper.best_weights.items():
-        np.testing.assert_array_equal(members[f"callback:0:{name}"], value)
-    header = json.loads(members["__header__"].tobytes())
-    assert header["kind"] == "checkpoint"
-    assert header["checkpoint"]["epoch"] == 3
-    assert header["checkpoint"]["optimizer"]["iterations"] == model.optimizer.iterations == 3 * 6
-    assert header["checkpoint"]["history"]["val_loss"] == history["val_loss"]
-    assert header["checkpoint"]["callbacks"][0]["type"] == "EarlyStopping"
+        np.testing.assert_array_equal(saved_stopper["state"]["arrays"][name], value)
+    assert archive.state["trainer"]["epoch"] == 3
+    assert saved_optimizer["iterations"] == model.optimizer.iterations == 3 * 6
+    assert archive.state["trainer"]["history"]["val_loss"] == history["val_loss"]
     # the checkpoint also loads as a plain model that predicts like the trained one
     np.testing.assert_array_equal(nn.load(tmp_path / "ckpt.npz").predict(XV), model.predict(XV))
 

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import neural_networks as nn
+from neural_networks import serialization
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 RUN_FILES = {"model.npz", "best.npz", "last.npz", "history.json", "metrics.json",
@@ -95,8 +96,8 @@ def test_train_writes_exactly_one_complete_run_folder(digits_run):
     assert scores["loss"] == pytest.approx(metrics["test_loss"], rel=1e-6)
     assert model.metadata["class_names"] == [str(i) for i in range(10)]
     # last.npz is the checkpoint after the final epoch; best.npz a loadable model
-    last = json.loads(np.load(run / "last.npz")["__header__"].tobytes())
-    assert last["kind"] == "checkpoint" and last["checkpoint"]["epoch"] == 2
+    last = serialization.read_checkpoint(run / "last.npz")
+    assert last.kind == "checkpoint" and last.state["trainer"]["epoch"] == 2
     assert_same_model_files(run / "last.npz", run / "model.npz")
     best_epoch = int(np.argmin([row["val_loss"] for row in history]))
     assert nn.load(run / "best.npz").predict(data.X_val[:5]).shape == (5, 10)

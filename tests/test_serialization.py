@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
+import tracemalloc
 import os
 import zipfile
 
@@ -57,6 +59,11 @@ def write_members(path, members: dict) -> None:
     np.savez(path, **members)
 
 
+def param(layer, key):
+    """The archive member holding parameter ``key`` of layer ``layer``."""
+    return f"state/model/layers/{layer}/parameters/{key}"
+
+
 def header_of(members):
     return json.loads(members["__header__"].tobytes().decode())
 
@@ -105,14 +112,14 @@ def test_file_is_an_npz_whose_arrays_all_load_without_pickle(tmp_path):
     header = header_of(members)
     assert header["format"] == "neural_networks" and header["version"] == serialization.FORMAT_VERSION
     assert header["kind"] == "model"
-    expected = {f"param:{name}" for name in model.named_parameters()}
+    expected = {param(*name.split(".")) for name in model.named_parameters()}
     assert set(members) == expected | {"__header__"}
     for name, array in model.named_parameters().items():
-        assert members[f"param:{name}"].dtype == array.dtype
+        assert members[param(*name.split("."))].dtype == array.dtype
 
 
 def test_an_unbuilt_model_cannot_be_saved(tmp_path):
-    with pytest.raises(ValueError, match="build"):
+    with pytest.raises(nn.NeuralNetworksError, match="build"):
         nn.NeuralNetwork([FullyConnected(2)]).save(tmp_path / "m.npz")
     assert not (tmp_path / "m.npz").exists()
 
@@ -230,17 +237,17 @@ def test_foreign_zip_and_npz_files_are_refused(tmp_path):
         (lambda h: h.update(version="1"), "version"),
         (lambda h: h.pop("version"), "version"),
         (lambda h: h.update(format="keras"), "not a neural_networks"),
-        (lambda h: h.pop("architecture"), "architecture"),
-        (lambda h: h["architecture"]["layers"][0].update(type="transformer"), "transformer"),
-        (lambda h: h["architecture"]["layers"][0].update(activation="gelu"), "gelu"),
-        (lambda h: h["architecture"]["layers"][3].update(n_out=5), "3.W"),
-        (lambda h: h["architecture"]["layers"].pop(), None),
-        (lambda h: h["architecture"].update(input_shape=[6, 6, 3]), "0.W"),
-        (lambda h: h["architecture"].update(input_shape=None), None),
-        (lambda h: h["architecture"].update(dtype="float16"), "dtype"),
-        (lambda h: h["architecture"].update(loss="hinge"), "hinge"),
-        (lambda h: h["architecture"].update(optimizer={"name": "lbfgs"}), "lbfgs"),
-        (lambda h: h["architecture"]["layers"][0].update(n_out=10**12), None),
+        (lambda h: h.pop("config"), "config"),
+        (lambda h: h["config"]["layers"][0].update(type="transformer"), "transformer"),
+        (lambda h: h["config"]["layers"][0].update(activation="gelu"), "gelu"),
+        (lambda h: h["config"]["layers"][3].update(n_out=5), "layer 3.*parameter W"),
+        (lambda h: h["config"]["layers"].pop(), None),
+        (lambda h: h["config"].update(input_shape=[6, 6, 3]), "layer 0.*parameter W"),
+        (lambda h: h["config"].update(input_shape=None), None),
+        (lambda h: h["config"].update(dtype="float16"), "dtype"),
+        (lambda h: h["config"].update(loss="hinge"), "hinge"),
+        (lambda h: h["config"].update(optimizer={"type": "lbfgs"}), "lbfgs"),
+        (lambda h: h["config"]["layers"][0].update(n_out=10**12), None),
         (lambda h: h.update(metadata=[1, 2]), "metadata"),
     ],
     ids=["newer version", "version 0", "version string", "no version", "other format",
@@ -261,12 +268,12 @@ def test_headers_that_do_not_describe_the_arrays_are_refused(tmp_path, model_fil
 @pytest.mark.parametrize(
     "change, match",
     [
-        (lambda m: m.update({"param:0.W": m["param:0.W"][..., :2]}), "0.W"),
-        (lambda m: m.update({"param:3.b": m["param:3.b"].ravel()}), "3.b"),
-        (lambda m: m.pop("param:4.W"), "missing"),
-        (lambda m: m.update({"param:9.W": np.zeros(3, np.float32)}), "unexpected"),
-        (lambda m: m.update({"param:0.b": np.full_like(m["param:0.b"], np.nan)}), "nan"),
-        (lambda m: m.update({"param:0.b": m["param:0.b"].astype(np.int32)}), "0.b"),
+        (lambda m: m.update({param(0, "W"): m[param(0, "W")][..., :2]}), "layer 0.*parameter W"),
+        (lambda m: m.update({param(3, "b"): m[param(3, "b")].ravel()}), "layer 3.*parameter b"),
+        (lambda m: m.pop(param(4, "W")), "missing"),
+        (lambda m: m.update({param(9, "W"): np.zeros(3, np.float32)}), "unexpected"),
+        (lambda m: m.update({param(0, "b"): np.full_like(m[param(0, "b")], np.nan)}), "nan"),
+        (lambda m: m.update({param(0, "b"): m[param(0, "b")].astype(np.int32)}), "layer 0.*parameter b"),
         (lambda m: m.update({"notes": np.array(["hello"])}), "notes"),
         (lambda m: m.update({"__header__": m["__header__"].astype(np.int64)}), "header"),
         (lambda m: m.update({"__header__": np.frombuffer(b"\xff\xfe{", dtype=np.uint8)}), "header"),
@@ -298,14 +305,14 @@ def test_a_pickled_object_array_is_refused_and_never_unpickled(tmp_path, model_f
     raw, _, _ = model_file
     marker = tmp_path / "pwned"
     members = read_members(raw)
-    members["param:evil"] = np.array([CreatesMarker(marker)], dtype=object)
+    members[param(0, "evil")] = np.array([CreatesMarker(marker)], dtype=object)
     path = tmp_path / "evil.npz"
     np.savez(path, **members)  # allow_pickle is the default when saving: the object is pickled
     expect_format_error(path)
     assert not marker.exists()
     # the payload is live: an unsafe loader would have run it
     with np.load(path, allow_pickle=True) as archive:
-        archive["param:evil"]
+        archive[param(0, "evil")]
     assert marker.exists()
 
 
@@ -377,15 +384,73 @@ def test_fuzz_mutated_header_bytes_give_format_error_or_load(tmp_path, model_fil
         assert nn.load(path).predict(X).shape[0] == len(X)
 
 
-@pytest.mark.parametrize("forged", [{"layer": 3, "n_out": 10**9}, {"input_shape": [10**5, 10**5, 1]}])
+@pytest.mark.parametrize("forged", [{"layer": 3, "n_out": 10**9}, {"input_shape": [10**5, 10**5, 1]},
+                                    {"input_shape": [3000, 3000, 1]}, {"input_shape": [10000, 10000, 1]}])
 def test_forged_sizes_are_refused_before_anything_is_allocated(tmp_path, model_file, forged):
     members = read_members(model_file[0])
     header = header_of(members)
     if "layer" in forged:
-        header["architecture"]["layers"][forged["layer"]]["n_out"] = forged["n_out"]
+        header["config"]["layers"][forged["layer"]]["n_out"] = forged["n_out"]
     else:
-        header["architecture"]["input_shape"] = forged["input_shape"]
+        header["config"]["input_shape"] = forged["input_shape"]
     path = tmp_path / "forged.npz"
     write_members(path, with_header(members, header))
-    with pytest.raises(FormatError):
+    tracemalloc.start()  # NumPy reports its allocations to tracemalloc
+    try:
+        with pytest.raises(FormatError):
+            nn.load(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 20 * 2**20, f"loading a forged header allocated {peak / 2**20:.0f} MiB"
+
+
+def test_a_deeply_nested_header_is_a_format_error(tmp_path):
+    path = tmp_path / "nested.npz"
+    np.savez(path, __header__=np.frombuffer(b"[" * 100_000, dtype=np.uint8))
+    expect_format_error(path, "header")
+
+
+def test_a_text_file_is_not_a_model_file_and_no_unsafe_loading_is_suggested(tmp_path):
+    path = tmp_path / "run.toml"
+    path.write_text('epochs = 3\nmodel = "mlp"\n')
+    with pytest.raises(FormatError) as error:
         nn.load(path)
+    assert "not a neural_networks model file" in str(error.value)
+    assert "pickle" not in str(error.value).lower() and "unsafe" not in str(error.value).lower()
+
+
+# -- files written by earlier versions ----------------------------------------------------------------------
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def test_a_version_1_model_file_loads_and_predicts_what_it_did():
+    model = nn.load(FIXTURES / "v1_cnn.npz")
+    with np.load(FIXTURES / "v1_cnn_io.npz") as reference:
+        np.testing.assert_array_equal(model.predict(reference["X"]), reference["probabilities"])
+    assert model.metadata["class_names"] == ["a", "b", "c"]
+    assert [type(layer).__name__ for layer in model.layers] == ["Conv2D", "Pool2D", "Flatten", "FullyConnected"]
+    assert isinstance(model.optimizer, Adam)
+
+
+def test_a_version_1_checkpoint_resumes(tmp_path):
+    from neural_networks.callbacks import EarlyStopping
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 6, 6, 1)).astype("float32")
+    y = rng.integers(0, 3, 40)
+
+    def fit(**resume):  # the run that wrote the fixture, continued to a third epoch
+        model = nn.NeuralNetwork([Conv2D(4, 3, "relu"), Pool2D(2, stride=2), Flatten(),
+                                  FullyConnected(3, "softmax")],
+                                 loss="cross_entropy", optimizer=Adam(lr=1e-2), seed=0)
+        history = model.fit(X, y, epochs=3, batch_size=8, verbose=0,
+                            callbacks=[EarlyStopping(monitor="loss", patience=3)], **resume)
+        return model, history
+
+    resumed, history = fit(resume=FIXTURES / "v1_checkpoint.npz")
+    assert history.epochs == [1, 2, 3]  # epochs 1-2 from the file, epoch 3 trained now
+    assert resumed.optimizer.iterations == 15  # 5 steps per epoch, 10 of them restored
+    straight, _ = fit()  # today's code, uninterrupted: same seeds, same weights, bit for bit
+    for name, value in straight.named_parameters().items():
+        np.testing.assert_array_equal(resumed.named_parameters()[name], value, err_msg=name)

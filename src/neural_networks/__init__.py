@@ -5,9 +5,12 @@ images are NHWC, float32 by default.
 """
 
 from . import activations, layers, losses, utils, weights
-from .errors import FormatError, ShapeError, TrainingDivergedError, UnknownNameError
-from .models import NeuralNetwork
-from .serialization import load_model as load
+from .errors import (FormatError, InvalidParameterError, NeuralNetworksError, ShapeError,
+                     TrainingDivergedError, UnknownNameError)
+from .models import NeuralNetwork, initialize_model
+from .training import History, Trainer
+
+load = NeuralNetwork.load
 
 __version__ = "0.1.0"
 
@@ -18,7 +21,12 @@ __all__ = [
     "utils",
     "weights",
     "NeuralNetwork",
+    "Trainer",
+    "History",
+    "initialize_model",
     "load",
+    "NeuralNetworksError",
+    "InvalidParameterError",
     "FormatError",
     "TrainingDivergedError",
     "ShapeError",

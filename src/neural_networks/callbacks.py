@@ -44,6 +44,13 @@ class Callback:
     def set_state(self, state: dict) -> None:
         pass
 
+    def state_dict(self) -> dict:
+        """JSON-able values and arrays that resume this callback exactly."""
+        return self.get_state()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.set_state(state)
+
 
 def _resolve_mode(monitor: str, mode: str) -> str:
     if mode not in ("auto", "min", "max"):

@@ -227,9 +227,9 @@ def _standardize(model, X: np.ndarray, already_unit_range: bool = False) -> np.n
 
 def command_evaluate(args: argparse.Namespace) -> int:
     from .datasets import FILE_DATASETS, load_dataset
-    from .serialization import load_model
+    from .models import NeuralNetwork
 
-    model = load_model(_model_path(args.model))
+    model = NeuralNetwork.load(_model_path(args.model))
     dataset = args.dataset or model.metadata.get("dataset")
     if dataset is None:
         raise CommandError("the model does not record its dataset: pass --dataset")
@@ -243,9 +243,9 @@ def command_evaluate(args: argparse.Namespace) -> int:
 
 
 def command_predict(args: argparse.Namespace) -> int:
-    from .serialization import load_model
+    from .models import NeuralNetwork
 
-    model = load_model(_model_path(args.model))
+    model = NeuralNetwork.load(_model_path(args.model))
     try:
         X = np.load(args.inputs, allow_pickle=False)
     except FileNotFoundError:

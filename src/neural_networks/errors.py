@@ -33,7 +33,7 @@ class FormatError(NeuralNetworksError, ValueError):
     """A saved model or checkpoint file is not one this library can load safely."""
 
 
-class NotBuiltError(NeuralNetworksError, RuntimeError):
+class NotBuiltError(NeuralNetworksError, ValueError, RuntimeError):
     """A layer or model was asked for something that needs its parameters first
     (``backward`` before ``forward``, ``save`` before ``build``)."""
 

@@ -1,34 +1,33 @@
-"""NeuralNetwork: a sequence of layers, a loss and an optimizer."""
+"""NeuralNetwork: the architecture and its maths.
+
+The model owns its layers, loss and optimizer, runs forward and backward passes, holds
+parameters and buffers, switches training/evaluation mode, describes itself (config,
+summary) and its state (``state_dict``). The training loop is ``training.Trainer``,
+which ``fit`` hands the model to; the course's interface (``train``, ``test``,
+``layer_args``) lives in ``course``; files are written by ``serialization``.
+"""
 
 from __future__ import annotations
 
-import time
 from collections import OrderedDict
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
-from .errors import ShapeError
-from .layers import Layer, initialize_layer
-from .losses import CrossEntropy, Loss, initialize_loss
-from .optimizers import OPTIMIZERS, Optimizer, initialize_optimizer
-from .serialization import checkpoint_file, load_model, restore_checkpoint, save_checkpoint, save_model
-from .training import History, accuracy, fit_loop, train_on_batches
-from .utils.validation import lookup
+from . import inputs, serialization
+from .course import CourseModelAPI, layers_from_args
+from .errors import FormatError, InvalidParameterError, NotBuiltError, ShapeError
+from .layers import Layer, layer_from_config
+from .losses import Loss, initialize_loss
+from .optimizers import OPTIMIZERS, Optimizer, initialize_optimizer, optimizer_from_config
+from .training import History, Trainer, accuracy
+from .utils.batches import batch_indices
+from .utils.random import SeedSource, generator_from_state, generator_state
+from .utils.validation import Integral, Interval, StrOptions, lookup, validate_params
 
-_FLOAT_DTYPES = ("float32", "float64")
-#: guard against sizing an output layer from a corrupt label (e.g. 10⁹ → 150 GiB of weights)
-_MAX_CLASSES_FROM_IDS = 100_000
-
-
-def _layer_from_args(args) -> Layer:
-    """A layer from a course-style config dict ({"name": "fully_connected", ...})."""
-    settings = dict(args)
-    kind = settings.pop("type", None) or settings.pop("name", None)
-    if kind is None:
-        raise ValueError(f"layer_args: each entry needs a 'name' (layer type), got {args!r}")
-    return initialize_layer(kind, **settings)
+__all__ = ["NeuralNetwork", "initialize_model"]
 
 
 def _build_optimizer(optimizer) -> Optimizer:
@@ -40,44 +39,48 @@ def _build_optimizer(optimizer) -> Optimizer:
         return lookup(OPTIMIZERS, optimizer, "optimizer")()  # the class defaults, lr included
     if isinstance(optimizer, dict):
         return initialize_optimizer(**optimizer)
-    raise TypeError(
+    raise InvalidParameterError(
         f"optimizer: expected an Optimizer, a name or a dict of initialize_optimizer "
         f"arguments, got {type(optimizer).__name__}"
     )
 
 
-def _check_count(argument: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{argument}: expected an int >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _now() -> float:
-    return time.perf_counter()
-
-
-class NeuralNetwork:
+class NeuralNetwork(CourseModelAPI):
     """A feed-forward network: layers applied in order, trained by backpropagation.
 
     Parameters
     ----------
-    layers : list of Layer (or of config dicts)
-        The network, first layer first. Parameters are created by the first
-        forward pass (or by ``build(input_shape)``) in ``dtype``.
+    layers : list of Layer (or of layer config dicts)
+        The network, first layer first. Parameters are created by ``build(input_shape)``
+        (or the first forward pass / ``fit``) in ``dtype``.
     loss : str or Loss
-        "cross_entropy" (with a SoftMax output, the model backpropagates the fused,
+        "cross_entropy" (with a SoftMax output the model backpropagates the fused,
         exact gradient (Ŷ − Y)/N) or "l2".
     optimizer : Optimizer, name or dict
         Default: plain SGD with lr 0.01.
     seed : int or None
-        Seeds weight initialisation and data shuffling; None uses NumPy's global state.
+        Seeds every layer's generator (initialisation, dropout) and the data order;
+        None uses fresh entropy.
     dtype : "float32" (default) or "float64"
         dtype of the parameters and of the data ``predict``/``fit``/``evaluate`` take.
 
     The course's form ``NeuralNetwork(loss=..., layer_args=[...], optimizer_args={...},
-    logger=None, seed=None)`` also works; an output layer whose ``n_out`` is None is
-    built when training data shows the number of outputs.
+    logger=None, seed=None)`` also works (see ``neural_networks.course``).
+
+    >>> import numpy as np
+    >>> from neural_networks.layers import FullyConnected
+    >>> model = NeuralNetwork([FullyConnected(8, "relu"), FullyConnected(3, "softmax")], seed=0)
+    >>> model.build((4,)).count_parameters()
+    67
+    >>> with model.evaluating():
+    ...     model.training
+    False
+    >>> model.predict(np.ones((2, 4))).shape
+    (2, 3)
     """
+
+    _parameter_constraints = {"dtype": [StrOptions({"float32", "float64"})],
+                              "seed": [Interval(Integral, 0, None), None]}
 
     def __init__(
         self,
@@ -87,82 +90,131 @@ class NeuralNetwork:
         seed: int | None = None,
         dtype: str = "float32",
         *,
-        layer_args: Iterable[dict] | None = None,
+        layer_args=None,
         optimizer_args: dict | None = None,
         logger=None,
         input_shape: tuple[int, ...] | None = None,
     ) -> None:
-        if str(np.dtype(dtype)) not in _FLOAT_DTYPES:
-            raise ValueError(f"dtype: expected one of {_FLOAT_DTYPES}, got {dtype!r}")
+        dtype_name = str(np.dtype(dtype)) if isinstance(dtype, (str, type, np.dtype)) else dtype
+        validate_params(self, dtype=dtype_name, seed=seed)
         if layers is not None and layer_args is not None:
-            raise ValueError("give either layers or layer_args, not both")
-        self.dtype = np.dtype(dtype)
+            raise InvalidParameterError("NeuralNetwork: give either layers or layer_args, not both")
+        if optimizer is not None and optimizer_args is not None:
+            raise InvalidParameterError("NeuralNetwork: give either optimizer or optimizer_args, not both")
+        self.dtype = np.dtype(dtype_name)
         self.seed = seed
         self.loss = initialize_loss(loss)
-        self.optimizer = _build_optimizer(optimizer_args if optimizer_args is not None else optimizer)
+        self.optimizer = optimizer_args if optimizer_args is not None else optimizer
         self.logger = logger
-        self.layer_args = list(layer_args) if layer_args is not None else None
-        self._output_args = None
+        #: a course output layer whose n_out the training data decides (see ``course``)
+        self._deferred_output = None
         if layer_args is not None:
-            layers, self._output_args = self._layers_from_args(self.layer_args)
-        self.layers: list[Layer] = list(layers or [])
-        if not all(isinstance(layer, Layer) for layer in self.layers):
-            self.layers = [l if isinstance(l, Layer) else _layer_from_args(l) for l in self.layers]
-        self._seed_sequence = np.random.SeedSequence(seed) if seed is not None else None
-        self.rng = np.random.default_rng(self._spawn_seed()) if seed is not None else np.random.default_rng()
-        self.input_shape = None
+            layers, self._deferred_output = layers_from_args(layer_args)
+        self.layers: list[Layer] = [layer if isinstance(layer, Layer) else layer_from_config(layer)
+                                    for layer in (layers or [])]
+        self._seeds = SeedSource(seed)
+        #: the data-order generator (shuffling in ``fit``)
+        self.rng = self._seeds.generator()
+        self.input_shape: tuple[int, ...] | None = None
         self.history: History | None = None
         #: what a user needs to apply the model to raw data: class names, standardisation, ...
         self.metadata: dict = {}
         self.stop_training = False
-        self._name_layers()
+        self._training = True
+        self._adopt_layers()
         if input_shape is not None:
             self.build(input_shape)
 
     # -- construction -----------------------------------------------------------------
-    @staticmethod
-    def _layers_from_args(layer_args: list) -> tuple[list[Layer], dict | None]:
-        """Build every layer; an output layer with n_out None waits for the data."""
-        if layer_args and layer_args[-1].get("n_out", 0) is None:
-            return [_layer_from_args(a) for a in layer_args[:-1]], dict(layer_args[-1])
-        return [_layer_from_args(a) for a in layer_args], None
+    @property
+    def optimizer(self) -> Optimizer:
+        return self._optimizer
 
-    def _complete_output_layer(self, n_outputs: int) -> None:
-        """Append the deferred output layer with n_out taken from the targets."""
-        if self._output_args is not None:
-            args = dict(self._output_args, n_out=int(n_outputs))
-            self.layers.append(_layer_from_args(args))
-            self._output_args = None
-            self._name_layers()
+    @optimizer.setter
+    def optimizer(self, optimizer) -> None:
+        self._optimizer = _build_optimizer(optimizer)
 
-    def _spawn_seed(self):
-        return self._seed_sequence.spawn(1)[0] if self._seed_sequence is not None else None
-
-    def _name_layers(self) -> None:
+    def _adopt_layers(self) -> None:
+        """Name each layer after its place, and give every unbuilt one the model's dtype
+        and its own generator from the model's seed."""
         for index, layer in enumerate(self.layers):
             layer.name = f"layer {index} ({type(layer).__name__})"
+            layer.training = self._training
             if not layer.built:
                 layer.dtype = self.dtype
-                if self._seed_sequence is not None and layer.rng is None:
-                    layer.rng = np.random.default_rng(self._spawn_seed())
+                layer.rng = self._seeds.generator()
+
+    def add_output_layer(self, n_outputs: int) -> None:
+        """Append the deferred course output layer, sized ``n_outputs`` (no-op without one)."""
+        if self._deferred_output is not None:
+            self.layers.append(layer_from_config(dict(self._deferred_output, n_out=int(n_outputs))))
+            self._deferred_output = None
+            self._adopt_layers()
 
     def build(self, input_shape: tuple[int, ...]) -> "NeuralNetwork":
-        """Create every parameter for samples of ``input_shape`` (without the batch axis)."""
-        input_shape = tuple(int(n) for n in input_shape)
-        self.forward(np.zeros((1,) + input_shape, dtype=self.dtype), retain_derived=False)
+        """Create every parameter for samples of ``input_shape`` (no batch axis), layer by
+        layer from their output shapes, without running data through them."""
+        if not self.layers:
+            raise NotBuiltError("NeuralNetwork has no layers")
+        shape = tuple(int(n) for n in input_shape)
+        if self.input_shape is not None and shape != self.input_shape:
+            raise ShapeError(f"build: the model was built for samples of shape {self.input_shape}, "
+                             f"got {shape}")
+        self.input_shape = shape
+        for layer in self.layers:
+            if not layer.built:
+                layer.build(shape)
+            shape = layer.output_shape(shape)
         return self
 
     @property
     def built(self) -> bool:
-        return self.input_shape is not None and self._output_args is None
+        return (self.input_shape is not None and self._deferred_output is None
+                and all(layer.built for layer in self.layers))
+
+    def output_shape(self, input_shape: tuple[int, ...] | None = None) -> tuple[int, ...]:
+        """Shape of one output sample for one input sample of ``input_shape``."""
+        shape = tuple(input_shape if input_shape is not None else self.input_shape)
+        for layer in self.layers:
+            shape = layer.output_shape(shape)
+        return shape
+
+    # -- modes ----------------------------------------------------------------------------
+    @property
+    def training(self) -> bool:
+        """True in training mode (dropout active, batch statistics), False in evaluation."""
+        return self._training
+
+    def set_training(self, training: bool = True) -> "NeuralNetwork":
+        """Put the model and every layer in training (True) or evaluation (False) mode.
+        (Not ``train``: that is the course's training loop.)"""
+        validate_params("set_training", {"training": [bool, np.bool_]}, training=training)
+        self._training = bool(training)
+        for layer in self.layers:
+            layer.training = self._training
+        return self
+
+    @contextmanager
+    def mode(self, training: bool) -> Iterator["NeuralNetwork"]:
+        """Run a block in the given mode, then restore the previous one (also on errors)."""
+        previous = self._training
+        self.set_training(training)
+        try:
+            yield self
+        finally:
+            self.set_training(previous)
+
+    def evaluating(self):
+        """``with model.evaluating():`` runs the block in evaluation mode."""
+        return self.mode(False)
 
     # -- forward and backward -------------------------------------------------------------
     def forward(self, X: np.ndarray, retain_derived: bool = True) -> np.ndarray:
         """Run every layer in order (in X's dtype); cache for backward when ``retain_derived``."""
         if not self.layers:
-            raise ValueError("NeuralNetwork has no layers")
+            raise NotBuiltError("NeuralNetwork has no layers")
         if self.input_shape is None:
-            self.input_shape = tuple(np.shape(X)[1:])
+            self.build(np.shape(X)[1:])
         out = X
         for layer in self.layers:
             out = layer.forward(out, retain_derived=retain_derived)
@@ -189,285 +241,120 @@ class NeuralNetwork:
             gradient = layer.backward(gradient, input_gradient=layer is not first)
         return loss
 
-    # -- parameters ---------------------------------------------------------------------------
-    def named_parameters(self) -> "OrderedDict[str, np.ndarray]":
-        """Every parameter array under a unique name "<layer index>.<key>" (e.g. "2.W")."""
-        return OrderedDict(
-            (f"{i}.{key}", value)
-            for i, layer in enumerate(self.layers)
-            for key, value in layer.parameters.items()
-        )
-
-    def named_gradients(self) -> "OrderedDict[str, np.ndarray]":
-        return OrderedDict(
-            (f"{i}.{key}", value)
-            for i, layer in enumerate(self.layers)
-            for key, value in layer.gradients.items()
-        )
-
     def update(self, epoch: int | None = None) -> None:
-        """One optimizer step on every parameter from the stored gradients, then clear them."""
+        """One optimizer step on every parameter from the stored gradients."""
         if epoch is not None:
             self.optimizer.set_epoch(epoch)
         self.optimizer.step(self.named_parameters(), self.named_gradients())
 
+    # -- parameters and buffers -------------------------------------------------------------
+    def named_parameters(self) -> "OrderedDict[str, np.ndarray]":
+        """Every parameter array under a unique name "<layer index>.<key>" (e.g. "2.W")."""
+        return OrderedDict((f"{i}.{key}", value) for i, layer in enumerate(self.layers)
+                           for key, value in layer.parameters.items())
+
+    def named_gradients(self) -> "OrderedDict[str, np.ndarray]":
+        return OrderedDict((f"{i}.{key}", value) for i, layer in enumerate(self.layers)
+                           for key, value in layer.gradients.items())
+
+    def named_buffers(self) -> "OrderedDict[str, np.ndarray]":
+        """Every buffer (running statistics) under "<layer index>.<key>"."""
+        return OrderedDict((f"{i}.{key}", value) for i, layer in enumerate(self.layers)
+                           for key, value in layer.buffers.items())
+
+    def count_parameters(self, trainable: bool = True) -> int:
+        """Number of trained values (``trainable=False``: of buffer values)."""
+        arrays = self.named_parameters() if trainable else self.named_buffers()
+        return int(sum(array.size for array in arrays.values()))
+
     # -- inference ------------------------------------------------------------------------------
     def predict(self, X: np.ndarray, Y: np.ndarray | None = None, batch_size: int = 256):
-        """Outputs for X, computed in batches in the model's dtype without touching any
-        cache or gradient. With targets Y, returns ``(Y_hat, loss)`` instead."""
-        X = self._as_model_dtype(X, "X")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
-        outputs = [
-            self.forward(X[start : start + batch_size], retain_derived=False)
-            for start in range(0, X.shape[0], batch_size)
-        ]
+        """Outputs for X, computed in evaluation mode, in batches, in the model's dtype,
+        without touching any cache or gradient. With targets Y, returns ``(Y_hat, loss)``."""
+        validate_params("predict", {"batch_size": [Interval(Integral, 1, None)]}, batch_size=batch_size)
+        X = self.check_inputs(X, "X")
+        self._check_finite_parameters()
+        with self.evaluating():
+            outputs = [self.forward(X[rows], retain_derived=False)
+                       for rows in batch_indices(X.shape[0], batch_size)]
         # X holds at least one sample (checked above); one batch needs no concatenation copy
         Y_hat = np.ascontiguousarray(outputs[0]) if len(outputs) == 1 else np.concatenate(outputs)
         if Y is None:
             return Y_hat
-        return Y_hat, self.loss(self._targets_like(Y, Y_hat), Y_hat)
-
-    def _as_model_dtype(self, X, argument: str) -> np.ndarray:
-        """Validate inputs at the model boundary: numeric, a non-empty batch, samples of the
-        built model's shape and finite (after conversion to the model dtype)."""
-        X = np.asarray(X)
-        if X.dtype.kind not in "biuf":
-            raise TypeError(f"{argument}: expected a numeric array, got dtype {X.dtype}")
-        if X.ndim < 1:
-            raise ShapeError(f"{argument}: expected a batch of samples, got a scalar")
-        if X.shape[0] == 0:
-            raise ValueError(f"{argument}: expected at least one sample, got shape {X.shape}")
-        if self.input_shape is not None and X.shape[1:] != tuple(self.input_shape):
-            raise ShapeError(f"{argument}: the model was built for samples of shape "
-                             f"{tuple(self.input_shape)}, got {X.shape[1:]}")
-        with np.errstate(over="ignore", invalid="ignore"):  # too large for the dtype: inf, refused below
-            X = X.astype(self.dtype, copy=False)
-        if not np.all(np.isfinite(X)):
-            raise ValueError(f"{argument}: contains nan or inf values (in {self.dtype})")
-        return X
-
-    @staticmethod
-    def _numeric_targets(Y, argument: str) -> np.ndarray:
-        """Y as an array, or a clear error when it is not numeric or holds nan/inf."""
-        Y = np.asarray(Y)
-        if Y.dtype.kind not in "biuf":
-            raise TypeError(f"{argument}: expected numeric targets, got dtype {Y.dtype}")
-        if Y.dtype.kind == "f" and not np.all(np.isfinite(Y)):
-            raise ValueError(f"{argument}: contains nan or inf values")
-        return Y
-
-    def _targets_like(self, Y, Y_hat: np.ndarray, argument: str = "Y") -> np.ndarray:
-        """Targets as an array of Y_hat's shape: class ids (N,) become one-hot rows."""
-        Y = self._numeric_targets(Y, argument)
-        if Y.ndim == 1 and Y_hat.ndim == 2 and Y_hat.shape[1] > 1 and Y.shape[0] == Y_hat.shape[0]:
-            ids = Y.astype(np.int64)
-            if np.any(ids != Y) or ids.min(initial=0) < 0 or ids.max(initial=0) >= Y_hat.shape[1]:
-                raise ValueError(
-                    f"{argument}: class ids must be integers in 0..{Y_hat.shape[1] - 1}, "
-                    f"got values from {Y.min()} to {Y.max()}"
-                )
-            one_hot = np.zeros(Y_hat.shape, dtype=Y_hat.dtype)
-            one_hot[np.arange(ids.size), ids] = 1
-            return one_hot
-        if Y.ndim == 1 and Y_hat.ndim == 2 and Y_hat.shape[1] == 1:
-            Y = Y.reshape(-1, 1)
-        if Y.shape != Y_hat.shape:
-            raise ShapeError(f"{argument}: expected targets of shape {Y_hat.shape} (or class ids of shape "
-                             f"({Y_hat.shape[0]},)), got {Y.shape}")
-        return Y.astype(Y_hat.dtype, copy=False)
-
-    # -- training -----------------------------------------------------------------------------
-    def fit(
-        self,
-        X: np.ndarray,
-        Y: np.ndarray,
-        epochs: int = 10,
-        batch_size: int = 32,
-        validation_data: tuple | None = None,
-        validation_split: float = 0.0,
-        shuffle: bool = True,
-        callbacks: Sequence = (),
-        verbose: int = 1,
-        checkpoint=None,
-        resume=None,
-    ) -> History:
-        """Train on (X, Y) for ``epochs`` epochs of mini-batches of ``batch_size``.
-
-        Y holds class ids (N,) or one-hot rows (N, k) for classification, targets
-        (N, d) for regression. ``validation_data=(X_val, Y_val)``, or the last
-        ``validation_split`` fraction of (X, Y), is evaluated after every epoch.
-        Returns a History of per-epoch loss, accuracy, val_loss, val_accuracy, lr and time.
-
-        ``checkpoint`` (a .npz path, or a folder for ``<folder>/last.npz``) is rewritten
-        atomically before training and after every epoch with everything needed to go
-        on: parameters, optimizer and scheduler state, the data-order random state, the
-        history and the callbacks' state. ``resume`` (same forms) continues such a run
-        from its last completed epoch; ``epochs`` is the total, so a 10-epoch run saved
-        after epoch 4 trains epochs 5-10 and ends with exactly the weights of an
-        uninterrupted run (same data, batch size, callbacks, seed and BLAS threads).
-        """
-        epochs = _check_count("epochs", epochs, minimum=0)
-        batch_size = _check_count("batch_size", batch_size, minimum=1)
-        X, Y = self._training_arrays(X, Y, "X", "Y")
-        if validation_data is None and validation_split:
-            if not 0.0 < float(validation_split) < 1.0:
-                raise ValueError(f"validation_split: expected a fraction in (0, 1), got {validation_split!r}")
-            n_train = X.shape[0] - max(1, int(round(X.shape[0] * float(validation_split))))
-            if n_train < 1:
-                raise ValueError(f"validation_split={validation_split} leaves no training samples")
-            validation_data = (X[n_train:], Y[n_train:])
-            X, Y = X[:n_train], Y[:n_train]
-        if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise TypeError("validation_data: expected a pair (X_val, Y_val)")
-            validation_data = self._training_arrays(*validation_data, "X_val", "Y_val")
-        if not self.built:
-            # now, not at the first batch: the checkpoint written before epoch 1 needs parameters
-            self.build(X.shape[1:])
-        callbacks = list(callbacks)
-        for callback in callbacks:
-            callback.on_train_begin(self)
-        history, start_epoch = History(), 0
-        if resume is not None:
-            start_epoch, history = restore_checkpoint(self, checkpoint_file(resume), callbacks)
-        save = None
-        if checkpoint is not None:
-            path = checkpoint_file(checkpoint)
-            save = lambda epoch: save_checkpoint(  # noqa: E731  (after epoch `epoch` completed)
-                self, path, epoch=epoch + 1, history=history, callbacks=callbacks)
-            if start_epoch == 0:
-                save(-1)  # so an interrupted first epoch can be resumed too
-        history = fit_loop(self, X, Y, epochs=epochs, batch_size=batch_size,
-                           validation=validation_data, shuffle=shuffle, callbacks=callbacks,
-                           verbose=verbose, history=history, start_epoch=start_epoch,
-                           on_epoch_saved=save)
-        for callback in callbacks:
-            callback.on_train_end()
-        self.history = history
-        return history
+        return Y_hat, self.loss(self.check_targets(Y, X.shape[0], "Y"), Y_hat)
 
     def evaluate(self, X: np.ndarray, Y: np.ndarray, batch_size: int = 256) -> dict:
-        """{"loss": mean loss, "accuracy": fraction correct (None for regression)} on (X, Y)."""
-        X, Y = self._training_arrays(X, Y, "X", "Y")
+        """{"loss": mean loss, "accuracy": fraction correct (None for regression)} on (X, Y),
+        in evaluation mode."""
+        X = self.check_inputs(X, "X")
+        Y = self.check_targets(Y, X.shape[0], "Y")
         Y_hat = self.predict(X, batch_size=batch_size)
         return {"loss": self.loss(Y, Y_hat), "accuracy": accuracy(Y, Y_hat)}
 
-    def _training_arrays(self, X, Y, x_name: str, y_name: str) -> tuple[np.ndarray, np.ndarray]:
-        """Validate (X, Y) at the model boundary; X in the model dtype, Y shaped like the output."""
-        X = self._as_model_dtype(X, x_name)
-        Y = np.asarray(Y)
-        if Y.ndim < 1 or Y.shape[0] != X.shape[0]:
-            raise ShapeError(f"{y_name}: expected {X.shape[0]} targets (one per row of {x_name}), "
-                             f"got shape {Y.shape}")
-        Y = self._numeric_targets(Y, y_name)  # before _n_outputs reads its largest class id
-        self._complete_output_layer(self._n_outputs(Y))
-        Y_hat_shape = (X.shape[0],) + self.output_shape(X.shape[1:])
-        return X, self._targets_like(Y, np.empty(Y_hat_shape, dtype=self.dtype), y_name)
+    def check_inputs(self, X, argument: str = "X") -> np.ndarray:
+        """X validated for this model (see ``neural_networks.inputs.check_inputs``)."""
+        return inputs.check_inputs(X, self.dtype, self.input_shape, argument)
 
-    def _n_outputs(self, Y: np.ndarray) -> int:
-        if Y.ndim == 1 and isinstance(self.loss, CrossEntropy):
-            n_classes = int(Y.max()) + 1 if Y.size else 1
-            if self._output_args is not None and n_classes > _MAX_CLASSES_FROM_IDS:
-                raise ValueError(f"Y: class ids go up to {n_classes - 1}; expected ids 0..k-1 "
-                                 f"with k at most {_MAX_CLASSES_FROM_IDS:,}")
-            return n_classes
-        return int(np.prod(Y.shape[1:])) if Y.ndim > 1 else 1
+    def check_targets(self, Y, n_samples: int, argument: str = "Y") -> np.ndarray:
+        """Y as targets of the output's shape (class ids one-hot encoded); sizes a deferred
+        course output layer from them first."""
+        Y = inputs.check_numeric_targets(Y, n_samples, argument)
+        if self._deferred_output is not None:
+            self.add_output_layer(inputs.n_outputs_from_targets(Y, self.loss.name == "cross_entropy", argument))
+        if self.input_shape is None:
+            raise NotBuiltError(f"{argument}: build the model (or pass its inputs) before its targets")
+        output_shape = (n_samples,) + self.output_shape(self.input_shape)
+        return inputs.one_hot_targets(Y, output_shape, self.dtype, argument)
 
-    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
-        """Shape of one output sample for one input sample of ``input_shape``."""
-        shape = tuple(input_shape)
-        for layer in self.layers:
-            shape = layer.output_shape(shape)
-        return shape
+    def _check_finite_parameters(self) -> None:
+        for name, array in self.named_parameters().items():
+            if not np.all(np.isfinite(array)):
+                raise FloatingPointError(f"parameter {name} holds nan or inf (training diverged?); "
+                                         f"the model cannot predict")
 
-    # -- the course's training interface ----------------------------------------------------
-    def train(self, dataset, epochs: int) -> History:
-        """Train on a course-style ``Dataset`` (``dataset.train.sample()`` batches, one
-        ``samples_per_epoch`` per epoch), validating on ``dataset.validate`` when present."""
-        epochs = _check_count("epochs", epochs, minimum=0)
-        self._complete_output_layer(dataset.out_dim)
-        history = History()
-        for epoch in range(epochs):
-            self.optimizer.set_epoch(epoch)
-            started, lr = _now(), float(self.optimizer.current_lr)
-            batches = (self._training_arrays(*dataset.train.sample(), "X", "Y")
-                       for _ in range(dataset.train.samples_per_epoch))
-            logs = train_on_batches(self, batches, epoch) | {"lr": lr}
-            if getattr(dataset, "validate", None) is not None:
-                scores = self.evaluate(dataset.validate.data_, dataset.validate.labels)
-                logs |= {"val_loss": scores["loss"], "val_accuracy": scores["accuracy"]}
-            logs["time"] = _now() - started
-            history.append(epoch, logs)
-            self._log_to_course_logger(logs)
-        self.history = history
-        return history
+    # -- training ------------------------------------------------------------------------------
+    def fit(self, X, Y, epochs: int = 10, batch_size: int = 32, validation_data=None,
+            validation_split: float = 0.0, shuffle: bool = True, callbacks: Sequence = (),
+            verbose: int = 1, checkpoint=None, resume=None) -> History:
+        """Train on (X, Y) for ``epochs`` epochs of mini-batches of ``batch_size``, in
+        training mode; see ``training.Trainer`` for every argument. Returns the History.
 
-    def test(self, dataset, save_predictions: bool = False) -> dict:
-        """Loss and error (1 − accuracy) per test batch, in order; optionally the predictions."""
-        data = dataset.test
-        results = {"loss": [], "error": []}
-        if save_predictions:
-            results["prediction"] = []
-        for start in range(0, data.n_samples, data.batch_size):
-            X = data.data_[start : start + data.batch_size]
-            Y_hat, loss = self.predict(X, data.labels[start : start + data.batch_size])
-            Y = self._targets_like(data.labels[start : start + data.batch_size], Y_hat)
-            results["loss"].append(loss)
-            results["error"].append(1.0 - (accuracy(Y, Y_hat) or 0.0))
-            if save_predictions:
-                results["prediction"].append(Y_hat)
-        return results
+        Y holds class ids (N,) or one-hot rows (N, k) for classification, targets
+        (N, d) for regression. ``checkpoint`` (a .npz path or a folder) is rewritten after
+        every epoch; ``resume`` continues such a run (``epochs`` is the total).
+        """
+        trainer = Trainer(self, epochs=epochs, batch_size=batch_size, shuffle=shuffle,
+                          callbacks=callbacks, verbose=verbose, checkpoint=checkpoint, resume=resume)
+        self.history = trainer.fit(X, Y, validation_data=validation_data,
+                                   validation_split=validation_split)
+        return self.history
 
-    def _log_to_course_logger(self, logs: dict) -> None:
-        if self.logger is None:
-            return
-        def error(accuracy_value):  # the course logged 1 − accuracy
-            return None if accuracy_value is None else 1.0 - accuracy_value
-
-        log = {
-            "loss": {"train": logs["loss"], "validate": logs.get("val_loss")},
-            "error": {"train": error(logs["accuracy"]), "validate": error(logs.get("val_accuracy"))},
-        }
-        self.logger.push(log)
-
+    # -- description ----------------------------------------------------------------------------
     def summary(self, input_shape: tuple[int, ...] | None = None, print_fn=print) -> str:
         """A table of layers, output shapes and parameter counts (printed and returned)."""
         shape = tuple(input_shape) if input_shape is not None else self.input_shape
         if shape is None:
-            raise ValueError("summary: the model is not built yet; pass input_shape= or fit it first")
-        if not all(layer.built for layer in self.layers):
+            raise NotBuiltError("summary: the model is not built yet; pass input_shape= or fit it first")
+        if not self.built:
             self.build(shape)
         rows = [("Layer", "Output shape", "Parameters")]
         for index, layer in enumerate(self.layers):
             shape = layer.output_shape(shape)
-            rows.append((f"{index}: {type(layer).__name__}({layer.activation.name if layer.activation else ''})",
-                         str((None,) + shape), f"{sum(p.size for p in layer.parameters.values()):,}"))
+            activation = layer.activation.name if layer.activation is not None else ""
+            counts = sum(p.size for p in layer.parameters.values())
+            rows.append((f"{index}: {type(layer).__name__}({activation})", str((None,) + shape), f"{counts:,}"))
         widths = [max(len(row[i]) for row in rows) for i in range(3)]
         lines = [f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c:>{widths[2]}}" for a, b, c in rows]
         rule = "-" * len(lines[0])
         text = "\n".join([lines[0], rule, *lines[1:], rule,
-                          f"Total parameters: {self.count_parameters():,} ({self.dtype})",
+                          f"Trainable parameters: {self.count_parameters():,} ({self.dtype})",
+                          f"Non-trainable parameters: {self.count_parameters(trainable=False):,}",
                           f"Loss: {self.loss.name}   Optimizer: {type(self.optimizer).__name__}"])
         print_fn(text)
         return text
 
-    # -- persistence --------------------------------------------------------------------------
-    def save(self, path) -> Path:
-        """Save architecture, metadata and parameters to one .npz file, atomically
-        (see ``neural_networks.serialization`` for the format)."""
-        return save_model(self, path)
-
-    @staticmethod
-    def load(path) -> "NeuralNetwork":
-        """Load a model written by ``save``; never executes code from the file."""
-        return load_model(path)
-
-    def count_parameters(self) -> int:
-        return int(sum(p.size for p in self.named_parameters().values()))
-
     def get_config(self) -> dict:
-        """JSON-able architecture: layers, loss, dtype, input shape and optimizer."""
+        """JSON-able architecture: layers, loss, dtype, input shape, optimizer and seed."""
         return {
             "layers": [layer.get_config() for layer in self.layers],
             "loss": self.loss.get_config()["type"],
@@ -476,3 +363,94 @@ class NeuralNetwork:
             "optimizer": self.optimizer.get_config(),
             "seed": self.seed,
         }
+
+    @classmethod
+    def from_config(cls, config: dict) -> "NeuralNetwork":
+        """An unbuilt model with the architecture of ``get_config()`` (build it, or load a
+        state into it with ``load_state_dict``)."""
+        layers = [layer_from_config(layer) for layer in config["layers"]]
+        model = cls(layers, loss=config["loss"], optimizer=optimizer_from_config(config["optimizer"]),
+                    seed=config.get("seed"), dtype=config["dtype"])
+        if config.get("input_shape") is not None:
+            model.input_shape = tuple(int(n) for n in config["input_shape"])
+        return model
+
+    # -- state --------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """Every layer's parameters, buffers and generator, and the data-order generator."""
+        return {"layers": [layer.state_dict() for layer in self.layers], "rng": generator_state(self.rng)}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Copy a ``state_dict`` in; an unbuilt model is built first, after checking that the
+        stored parameter shapes are the ones the architecture declares (so a forged size
+        cannot make it allocate more than the state itself holds)."""
+        layer_states = state.get("layers")
+        if not isinstance(layer_states, list) or len(layer_states) != len(self.layers):
+            raise ShapeError(f"load_state_dict: expected the state of {len(self.layers)} layers")
+        if not self.built:
+            if self.input_shape is None:
+                raise NotBuiltError("load_state_dict: the model has no input shape; build it first")
+            self._check_declared_shapes(layer_states)
+            input_shape, self.input_shape = self.input_shape, None
+            self.build(input_shape)
+        for layer, layer_state in zip(self.layers, layer_states):
+            layer.load_state_dict(layer_state)
+        if state.get("rng") is not None:
+            self.rng = generator_from_state(state["rng"])
+
+    def _check_declared_shapes(self, layer_states: list) -> None:
+        shape = self.input_shape
+        for index, (layer, layer_state) in enumerate(zip(self.layers, layer_states)):
+            stored = layer_state.get("parameters", {}) if isinstance(layer_state, dict) else {}
+            for key, declared in layer.parameter_shapes(shape).items():
+                held = np.shape(stored.get(key))
+                if tuple(declared) != tuple(held):
+                    raise ShapeError(f"{layer.name}: parameter {key} needs shape {tuple(declared)}, "
+                                     f"the state holds {held}")
+            shape = layer.output_shape(shape)
+
+    # -- persistence --------------------------------------------------------------------------
+    def save(self, path) -> Path:
+        """Save architecture, metadata, parameters and buffers to one .npz file, atomically
+        (see ``neural_networks.serialization`` for the format)."""
+        if not self.built:
+            raise NotBuiltError("save: the model has no parameters yet; fit it or call build(input_shape) first")
+        return serialization.save_model(path, self.get_config(), {"model": self.state_dict()}, self.metadata)
+
+    @classmethod
+    def load(cls, path) -> "NeuralNetwork":
+        """Load a model written by ``save`` (or a checkpoint's model); never executes code
+        from the file; any problem is a ``FormatError``."""
+        archive = serialization.read_model(path)
+        try:
+            model = cls.from_config(archive.config)
+            model.load_state_dict(archive.state["model"])
+        except FormatError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError, NotImplementedError,
+                MemoryError, OverflowError, NotBuiltError) as error:
+            raise FormatError(f"{path}: the model cannot be rebuilt ({error})") from None
+        model.metadata = dict(archive.metadata)
+        return model
+
+    def to_onnx(self, path=None, opset: int = 17):
+        """Export to ONNX (see ``neural_networks.export.to_onnx``)."""
+        from .export import to_onnx
+
+        return to_onnx(self, path, opset=opset)
+
+
+def initialize_model(name=None, loss="cross_entropy", layer_args=None, optimizer_args=None,
+                     logger=None, seed=None) -> NeuralNetwork:
+    """The course's factory: ``name`` is ignored (as in the course); a last ``layer_args``
+    entry without ``n_out`` is sized from the data at the first ``train``.
+
+    >>> model = initialize_model("ffnn", "cross_entropy",
+    ...     [{"name": "fully_connected", "activation": "relu", "n_out": 8},
+    ...      {"name": "fully_connected", "activation": "softmax", "n_out": None}],
+    ...     {"name": "SGD", "lr": 0.01}, seed=0)
+    >>> len(model.layers)  # the output layer waits for the data
+    1
+    """
+    return NeuralNetwork(loss=loss, layer_args=layer_args, optimizer_args=optimizer_args,
+                         logger=logger, seed=seed)

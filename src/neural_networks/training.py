@@ -1,23 +1,44 @@
-"""The training loop behind ``NeuralNetwork.fit``: batches, metrics, progress, callbacks."""
+"""The training loop, apart from the model: ``Trainer``.
+
+The Trainer runs epochs of optimizer steps on mini-batches, validates, reports progress,
+calls callbacks and writes/reads checkpoints. It needs only the model's protocol:
+``forward``, ``backward``, ``update``, ``named_gradients``, ``evaluate``, ``mode``,
+``check_inputs``/``check_targets``, ``build``, ``rng``, ``optimizer``, ``get_config``,
+``state_dict``/``load_state_dict`` and ``stop_training``. ``NeuralNetwork.fit`` and the
+course's ``train`` both run through ``Trainer.run``: there is one epoch loop.
+"""
 
 from __future__ import annotations
 
+import json
 import math
-import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
-from tqdm.auto import tqdm
 
-from .errors import TrainingDivergedError
+from . import serialization
+from .errors import FormatError, InvalidParameterError, ShapeError, TrainingDivergedError
+from .progress import EpochProgress
+from .utils.batches import batch_indices
+from .utils.validation import BOOLEAN, Integral, Interval, Real, validate_params
 
 METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "time")
+
+__all__ = ["Trainer", "History", "accuracy", "METRICS"]
 
 
 @dataclass
 class History:
-    """Per-epoch metrics of a ``fit`` run: ``history["val_loss"][k]`` is epoch k+1's."""
+    """Per-epoch metrics of a training run: ``history["val_loss"][k]`` is epoch k+1's.
+
+    >>> history = History()
+    >>> history.append(0, {"loss": 0.5, "lr": 0.1})
+    >>> history["loss"], history.epochs
+    ([0.5], [1])
+    """
 
     history: dict[str, list] = field(default_factory=lambda: {key: [] for key in METRICS})
     epochs: list[int] = field(default_factory=list)
@@ -30,15 +51,21 @@ class History:
     def __getitem__(self, key: str) -> list:
         return self.history[key]
 
-    def to_dict(self) -> dict:
+    def state_dict(self) -> dict:
         return {"epoch": list(self.epochs), **{k: list(v) for k, v in self.history.items()}}
 
-    @classmethod
-    def from_dict(cls, data: dict) -> "History":
-        history = cls()
-        history.epochs = [int(e) for e in data.get("epoch", [])]
+    def load_state_dict(self, state: dict) -> None:
+        self.epochs = [int(e) for e in state.get("epoch", [])]
         for key in METRICS:
-            history.history[key] = list(data.get(key, [None] * len(history.epochs)))
+            self.history[key] = list(state.get(key, [None] * len(self.epochs)))
+
+    # the names plotting and older code use
+    to_dict = state_dict
+
+    @classmethod
+    def from_dict(cls, state: dict) -> "History":
+        history = cls()
+        history.load_state_dict(state)
         return history
 
 
@@ -65,88 +92,215 @@ def check_finite_step(model, loss: float, epoch: int, batch: int) -> None:
             )
 
 
-class EpochProgress:
-    """A tqdm bar per epoch (verbose=1 on a terminal), else one line per epoch (verbose=2,
-    or verbose=1 when output is not a terminal); nothing for verbose=0."""
-
-    def __init__(self, verbose: int, epoch: int, epochs: int, n_samples: int) -> None:
-        self.verbose = verbose
-        self.prefix = f"Epoch {epoch + 1}/{epochs}"
-        self.bar = None
-        if verbose == 1 and sys.stderr.isatty():
-            self.bar = tqdm(total=n_samples, desc=self.prefix, unit="sample", unit_scale=True,
-                            leave=True, dynamic_ncols=True)
-
-    def update(self, n_samples: int, running: dict) -> None:
-        if self.bar is not None:
-            self.bar.update(n_samples)
-            self.bar.set_postfix({k: f"{v:.4f}" for k, v in running.items() if v is not None},
-                                 refresh=False)
-
-    def close(self, logs: dict, n_samples: int) -> None:
-        if self.bar is not None:
-            self.bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items() if k != "time" and v is not None})
-            self.bar.close()
-        elif self.verbose in (1, 2):
-            rate = n_samples / logs["time"] if logs["time"] > 0 else float("inf")
-            metrics = " - ".join(
-                f"{k} {v:.4f}" for k, v in logs.items() if k not in ("time", "lr") and v is not None
-            )
-            print(f"{self.prefix} - {logs['time']:.1f}s - {rate:,.0f} samples/s - {metrics} "
-                  f"- lr {logs['lr']:.3g}", flush=True)
+def checkpoint_file(path) -> Path:
+    """A checkpoint path: a .npz file as given, or ``<folder>/last.npz`` for a folder."""
+    path = Path(path)
+    return path if path.suffix == ".npz" else path / "last.npz"
 
 
-def train_on_batches(model, batches, epoch: int, progress=None) -> dict:
-    """One optimizer step per (X_batch, Y_batch) of ``batches``; returns the mean loss and
-    accuracy over the samples seen (accuracy None for regression)."""
-    loss_sum, correct, counted, running = 0.0, 0.0, 0, {}
-    for batch, (X_batch, Y_batch) in enumerate(batches):
-        Y_hat = model.forward(X_batch)
-        loss = model.backward(Y_batch, Y_hat)
-        check_finite_step(model, loss, epoch, batch)
-        model.update()
-        batch_accuracy = accuracy(Y_batch, Y_hat)
-        loss_sum += loss * len(X_batch)
-        correct += (batch_accuracy or 0.0) * len(X_batch)
-        counted += len(X_batch)
-        running = {"loss": loss_sum / counted,
-                   "accuracy": correct / counted if batch_accuracy is not None else None}
-        if progress is not None:
-            progress.update(len(X_batch), running)
-    return running
+class Trainer:
+    """Trains a model: epochs of mini-batch steps, validation, callbacks, progress,
+    checkpoints.
 
+    Parameters
+    ----------
+    model : NeuralNetwork
+    epochs : int
+        Total number of epochs (on resume, the total including those already done).
+    batch_size : int
+    shuffle : bool
+        A new order each epoch, drawn from ``model.rng`` (so seeded runs repeat exactly).
+    callbacks : sequence of Callback
+    verbose : 0, 1 or 2
+        0 silent, 1 a progress bar (one line per epoch when not on a terminal), 2 one line
+        per epoch.
+    checkpoint : path or None
+        A .npz path, or a folder for ``<folder>/last.npz``, rewritten atomically before
+        training and after every epoch with everything needed to go on.
+    resume : path or None
+        Continue such a run from its last completed epoch: the result is exactly the
+        weights of an uninterrupted run (same data, batch size, callbacks, seed, threads).
 
-def train_one_epoch(model, X, Y, batch_size: int, shuffle: bool, epoch: int, progress) -> dict:
-    """One pass over (X, Y) in mini-batches, in an order drawn from the model's rng."""
-    order = model.rng.permutation(X.shape[0]) if shuffle else np.arange(X.shape[0])
-    batches = ((X[index], Y[index]) for index in
-               (order[start : start + batch_size] for start in range(0, len(order), batch_size)))
-    return train_on_batches(model, batches, epoch, progress)
+    >>> import numpy as np
+    >>> from neural_networks import NeuralNetwork
+    >>> from neural_networks.layers import FullyConnected
+    >>> model = NeuralNetwork([FullyConnected(2, "softmax")], seed=0)
+    >>> X, y = np.random.default_rng(0).normal(size=(20, 3)), np.arange(20) % 2
+    >>> history = Trainer(model, epochs=3, batch_size=8, verbose=0).fit(X, y)
+    >>> len(history["loss"]), model.training
+    (3, True)
+    """
 
+    _parameter_constraints = {
+        "epochs": [Interval(Integral, 0, None)],
+        "batch_size": [Interval(Integral, 1, None)],
+        "shuffle": [BOOLEAN],
+        "verbose": [Interval(Integral, 0, 2)],
+        "callbacks": [list, tuple],
+        "checkpoint": [str, Path, None],
+        "resume": [str, Path, None],
+    }
 
-def fit_loop(model, X, Y, *, epochs: int, batch_size: int, validation, shuffle: bool,
-             callbacks, verbose: int, history: History, start_epoch: int = 0,
-             on_epoch_saved=None) -> History:
-    """Train from ``start_epoch`` to ``epochs`` (a total), recording into ``history``."""
-    model.stop_training = False
-    for epoch in range(start_epoch, epochs):
+    def __init__(self, model, *, epochs: int = 10, batch_size: int = 32, shuffle: bool = True,
+                 callbacks: Sequence = (), verbose: int = 1, checkpoint=None, resume=None) -> None:
+        validate_params(self, epochs=epochs, batch_size=batch_size, shuffle=shuffle,
+                        verbose=verbose, callbacks=callbacks, checkpoint=checkpoint, resume=resume)
+        self.model = model
+        self.epochs, self.batch_size, self.shuffle = int(epochs), int(batch_size), bool(shuffle)
+        self.callbacks = list(callbacks)
+        self.verbose = int(verbose)
+        self.checkpoint = checkpoint_file(checkpoint) if checkpoint is not None else None
+        self.resume = checkpoint_file(resume) if resume is not None else None
+        self.history = History()
+        self.start_epoch = 0
+
+    # -- entry points -------------------------------------------------------------------------
+    def fit(self, X, Y, validation_data=None, validation_split: float = 0.0) -> History:
+        """Validate (X, Y) and the validation data, build the model, then ``run``."""
+        model = self.model
+        X = model.check_inputs(X, "X")
+        if model.input_shape is None:
+            model.build(X.shape[1:])
+        Y = model.check_targets(Y, X.shape[0], "Y")
+        model.build(X.shape[1:])  # a deferred output layer sized from Y, if any
+        if validation_data is None and validation_split:
+            X, Y, validation_data = self._split(X, Y, validation_split)
+        elif validation_data is not None:
+            validation_data = self._checked_validation(validation_data)
+        order_of = ((lambda: model.rng.permutation(X.shape[0])) if self.shuffle else (lambda: None))
+
+        def epoch_batches(epoch: int) -> Iterable:
+            return ((X[rows], Y[rows]) for rows in batch_indices(X.shape[0], self.batch_size, order_of()))
+
+        return self.run(epoch_batches, X.shape[0], validation_data)
+
+    def run(self, epoch_batches: Callable[[int], Iterable], n_samples: int, validation=None) -> History:
+        """The epoch loop: for each epoch, one optimizer step per batch of
+        ``epoch_batches(epoch)``, validation on ``validation`` (X_val, Y_val), callbacks,
+        progress and the checkpoint. The model trains in training mode and returns to the
+        mode it was in, also when training raises."""
+        model = self.model
+        for callback in self.callbacks:
+            callback.on_train_begin(model)
+        if self.resume is not None:
+            self._restore(self.resume)
+        if self.checkpoint is not None and self.start_epoch == 0:
+            self._save(0)  # so an interrupted first epoch can be resumed too
+        model.stop_training = False
+        with model.mode(True):
+            for epoch in range(self.start_epoch, self.epochs):
+                logs = self._run_epoch(epoch, epoch_batches(epoch), n_samples, validation)
+                if self.checkpoint is not None:
+                    self._save(epoch + 1)
+                if model.stop_training:
+                    break
+        for callback in self.callbacks:
+            callback.on_train_end()
+        return self.history
+
+    # -- one epoch ----------------------------------------------------------------------------
+    def _run_epoch(self, epoch: int, batches: Iterable, n_samples: int, validation) -> dict:
+        model = self.model
         model.optimizer.set_epoch(epoch)
-        for callback in callbacks:
+        for callback in self.callbacks:
             callback.on_epoch_begin(epoch)
         lr = float(model.optimizer.current_lr)
         started = time.perf_counter()
-        progress = EpochProgress(verbose, epoch, epochs, X.shape[0])
-        logs = train_one_epoch(model, X, Y, batch_size, shuffle, epoch, progress)
+        progress = EpochProgress(self.verbose, epoch, self.epochs, n_samples)
+        logs = self.train_on_batches(batches, epoch, progress)
         if validation is not None:
             scores = model.evaluate(*validation)
             logs |= {"val_loss": scores["loss"], "val_accuracy": scores["accuracy"]}
         logs |= {"lr": lr, "time": time.perf_counter() - started}
-        progress.close(logs, X.shape[0])
-        history.append(epoch, logs)
-        for callback in callbacks:
+        progress.close(logs, n_samples)
+        self.history.append(epoch, logs)
+        for callback in self.callbacks:
             callback.on_epoch_end(epoch, logs)
-        if on_epoch_saved is not None:
-            on_epoch_saved(epoch)
-        if model.stop_training:
-            break
-    return history
+        return logs
+
+    def train_on_batches(self, batches: Iterable, epoch: int, progress=None) -> dict:
+        """One optimizer step per (X_batch, Y_batch); the mean loss and accuracy over the
+        samples seen (accuracy None for regression)."""
+        model = self.model
+        loss_sum, correct, counted, running = 0.0, 0.0, 0, {}
+        for batch, (X_batch, Y_batch) in enumerate(batches):
+            Y_hat = model.forward(X_batch)
+            loss = model.backward(Y_batch, Y_hat)
+            check_finite_step(model, loss, epoch, batch)
+            model.update()
+            batch_accuracy = accuracy(Y_batch, Y_hat)
+            loss_sum += loss * len(X_batch)
+            correct += (batch_accuracy or 0.0) * len(X_batch)
+            counted += len(X_batch)
+            running = {"loss": loss_sum / counted,
+                       "accuracy": correct / counted if batch_accuracy is not None else None}
+            if progress is not None:
+                progress.update(len(X_batch), running)
+        return running
+
+    # -- data ---------------------------------------------------------------------------------
+    def _split(self, X, Y, fraction):
+        validate_params("fit", {"validation_split": [Interval(Real, 0, 1, closed="neither")]},
+                        validation_split=fraction)
+        n_train = X.shape[0] - max(1, int(round(X.shape[0] * float(fraction))))
+        if n_train < 1:
+            raise InvalidParameterError(f"validation_split={fraction} leaves no training samples")
+        return X[:n_train], Y[:n_train], (X[n_train:], Y[n_train:])
+
+    def _checked_validation(self, validation_data):
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            raise InvalidParameterError("validation_data: expected a pair (X_val, Y_val), got "
+                                        f"{type(validation_data).__name__}")
+        X_val = self.model.check_inputs(validation_data[0], "validation_data[0] (X_val)")
+        Y_val = self.model.check_targets(validation_data[1], X_val.shape[0], "validation_data[1] (Y_val)")
+        return X_val, Y_val
+
+    # -- checkpoints --------------------------------------------------------------------------
+    def _save(self, completed_epochs: int) -> None:
+        model = self.model
+        state = {
+            "model": model.state_dict(),
+            "optimizer": model.optimizer.state_dict(),
+            "trainer": {
+                "epoch": int(completed_epochs),
+                "epochs": self.epochs,
+                "history": self.history.state_dict(),
+                "callbacks": [{"type": type(c).__name__, "state": c.state_dict()} for c in self.callbacks],
+            },
+        }
+        serialization.save_checkpoint(self.checkpoint, model.get_config(), state, model.metadata)
+
+    def _restore(self, path: Path) -> None:
+        model = self.model
+        archive = serialization.read_checkpoint(path)
+        self._check_same_architecture(path, archive.config)
+        saved_callbacks = archive.state["trainer"].get("callbacks", [])
+        saved_types = [entry.get("type") for entry in saved_callbacks]
+        given = [type(callback).__name__ for callback in self.callbacks]
+        if saved_types != given:
+            raise InvalidParameterError(f"{path}: the checkpoint was written with callbacks {saved_types}; "
+                                        f"resume with the same callbacks, got {given}")
+        try:
+            model.load_state_dict(archive.state["model"])
+            model.optimizer.load_state_dict(archive.state["optimizer"])
+            trainer = archive.state["trainer"]
+            self.history.load_state_dict(trainer["history"])
+            for entry, callback in zip(saved_callbacks, self.callbacks):
+                if entry.get("format") == 1:  # a checkpoint of format version 1
+                    callback.set_state(entry["state"])
+                else:
+                    callback.load_state_dict(entry["state"])
+            self.start_epoch = int(trainer["epoch"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise FormatError(f"{path}: the checkpoint cannot be restored ({error})") from None
+        model.metadata = dict(archive.metadata) or model.metadata
+
+    def _check_same_architecture(self, path: Path, saved: dict) -> None:
+        current = json.loads(json.dumps(self.model.get_config()))
+        differs = [key for key in ("layers", "loss", "dtype") if saved.get(key) != current[key]]
+        shapes = (saved.get("input_shape"), current["input_shape"])
+        if None not in shapes and list(shapes[0]) != list(shapes[1]):
+            differs.append("input_shape")
+        if differs:
+            raise ShapeError(f"{path}: this model does not match the checkpoint ({', '.join(differs)} "
+                             f"differ); resume with the model the checkpoint was written for")

@@ -9,6 +9,7 @@ from typing import ClassVar
 import numpy as np
 
 from ..errors import InvalidParameterError, NotBuiltError, ShapeError
+from ..utils.random import generator_from_state, generator_state
 
 
 class Layer(ABC):
@@ -77,6 +78,11 @@ class Layer(ABC):
         """Shape of one output sample for one input sample of ``input_shape``."""
         return tuple(input_shape)
 
+    def parameter_shapes(self, input_shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
+        """Shapes ``build(input_shape)`` gives the parameters, without allocating them
+        (the loader compares them with a file's arrays before building anything)."""
+        return {}
+
     @abstractmethod
     def forward(self, X: np.ndarray, retain_derived: bool = True) -> np.ndarray:
         """The layer's output for a batch X; caches what backward needs when
@@ -120,6 +126,8 @@ class Layer(ABC):
                                  f"{sorted(own)}")
             for key, value in given.items():
                 value = np.asarray(value)
+                if value.dtype.kind != "f":
+                    raise ShapeError(f"{self.name}: {group[:-1]} {key} must hold floats, got {value.dtype}")
                 if value.shape != own[key].shape:
                     raise ShapeError(f"{self.name}: {group[:-1]} {key} has shape {value.shape}, "
                                      f"the layer needs {own[key].shape}")
@@ -196,23 +204,6 @@ class Layer(ABC):
     def __repr__(self) -> str:
         settings = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "type")
         return f"{type(self).__name__}({settings})"
-
-
-def generator_state(rng: np.random.Generator | None) -> dict | None:
-    """A random generator's state as JSON-able values (None for no generator)."""
-    return None if rng is None else rng.bit_generator.state
-
-
-def generator_from_state(state: dict) -> np.random.Generator:
-    """A generator continuing exactly from ``generator_state``'s result."""
-    names = {"PCG64": np.random.PCG64, "PCG64DXSM": np.random.PCG64DXSM,
-             "MT19937": np.random.MT19937, "Philox": np.random.Philox, "SFC64": np.random.SFC64}
-    kind = state.get("bit_generator") if isinstance(state, dict) else None
-    if kind not in names:
-        raise InvalidParameterError(f"rng: unknown bit generator state {kind!r}")
-    bit_generator = names[kind]()
-    bit_generator.state = state
-    return np.random.Generator(bit_generator)
 
 
 def as_pair(value, argument: str, layer: str, minimum: int = 1) -> tuple[int, int]:

@@ -214,15 +214,19 @@ class Conv2D(Layer):
             raise UnknownNameError(f"Conv2D: {error}") from None
         self.weight_init = weight_init
 
-    def build(self, input_shape: tuple[int, ...]) -> None:
-        """W (kh, kw, C_in, C_out) from the initialiser, b (1, C_out) zeros, zero gradients."""
+    def parameter_shapes(self, input_shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
         if len(input_shape) != 3:
             raise ShapeError(f"{self.name}: expected NHWC samples of shape (height, width, channels), "
                              f"got {tuple(input_shape)}")
-        self.n_in = int(input_shape[2])
+        return {"W": self.kernel_shape + (int(input_shape[2]), self.n_out), "b": (1, self.n_out)}
+
+    def build(self, input_shape: tuple[int, ...]) -> None:
+        """W (kh, kw, C_in, C_out) from the initialiser, b (1, C_out) zeros, zero gradients."""
+        shapes = self.parameter_shapes(input_shape)
+        self.n_in = shapes["W"][2]
         dtype = self._param_dtype(np.float64)
-        W = self.init_weights(self.kernel_shape + (self.n_in, self.n_out), rng=self._rng(), dtype=dtype)
-        b = np.zeros((1, self.n_out), dtype=dtype)
+        W = self.init_weights(shapes["W"], rng=self._rng(), dtype=dtype)
+        b = np.zeros(shapes["b"], dtype=dtype)
         self.parameters = OrderedDict(W=W, b=b)
         self.gradients = OrderedDict(W=np.zeros_like(W), b=np.zeros_like(b))
         super().build(input_shape)

@@ -67,14 +67,19 @@ class FullyConnected(Layer):
             raise UnknownNameError(f"FullyConnected: {error}") from None
         self.weight_init = weight_init
 
+    def parameter_shapes(self, input_shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
+        if len(input_shape) != 1:
+            raise ShapeError(f"{self.name}: expected samples of shape (features,), got "
+                             f"{tuple(input_shape)} (put a Flatten before it)")
+        return {"W": (int(input_shape[0]), self.n_out), "b": (1, self.n_out)}
+
     def build(self, input_shape: tuple[int, ...]) -> None:
         """W (n_in, n_out) from the initialiser, b (1, n_out) zeros, and zero gradients."""
-        if len(input_shape) != 1:
-            raise ShapeError(f"{self.name}: expected samples of shape (features,), got {tuple(input_shape)}")
-        self.n_in = int(input_shape[0])
+        shapes = self.parameter_shapes(input_shape)
+        self.n_in = shapes["W"][0]
         dtype = self._param_dtype(np.float64)
-        W = self.init_weights((self.n_in, self.n_out), rng=self._rng(), dtype=dtype)
-        b = np.zeros((1, self.n_out), dtype=dtype)
+        W = self.init_weights(shapes["W"], rng=self._rng(), dtype=dtype)
+        b = np.zeros(shapes["b"], dtype=dtype)
         self.parameters = OrderedDict(W=W, b=b)
         self.gradients = OrderedDict(W=np.zeros_like(W), b=np.zeros_like(b))
         super().build(input_shape)
