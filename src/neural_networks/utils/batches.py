@@ -3,7 +3,7 @@
 ``fit``, ``predict``, ``evaluate`` and the course's ``Dataset`` all slice their arrays
 with it, so the last, smaller batch and the shuffled order are handled in one place.
 
->>> [list(rows) for rows in batch_indices(5, 2, order=np.array([4, 3, 2, 1, 0]))]
+>>> [rows.tolist() for rows in batch_indices(5, 2, order=np.array([4, 3, 2, 1, 0]))]
 [[4, 3], [2, 1], [0]]
 >>> list(batch_indices(5, 2))
 [slice(0, 2, None), slice(2, 4, None), slice(4, 5, None)]
