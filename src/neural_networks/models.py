@@ -476,3 +476,8 @@ class NeuralNetwork:
             "optimizer": self.optimizer.get_config(),
             "seed": self.seed,
         }
+
+    def to_onnx(self, path=None, opset: int = 17):
+        """The model as an ``onnx.ModelProto``, written to ``path`` if given (``export.to_onnx``)."""
+        from .export import to_onnx
+        return to_onnx(self, path, opset=opset)
