@@ -4,6 +4,7 @@
     neural-networks train --dataset iris --model mlp --epochs 50
     neural-networks evaluate runs/<run> --dataset digits
     neural-networks predict runs/<run>/model.npz inputs.npy
+    neural-networks export runs/<run>             # writes runs/<run>/model.onnx
 """
 
 from __future__ import annotations
@@ -66,6 +67,11 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("model", type=Path, help="a run folder or a model .npz file")
     predict.add_argument("inputs", type=Path, help=".npy array of raw samples (N, ...)")
     predict.add_argument("--output", type=Path, help="CSV to write (default: <inputs>.predictions.csv)")
+
+    export = commands.add_parser("export", help="export a saved model to ONNX")
+    export.add_argument("model", type=Path, help="a run folder or a model .npz file")
+    export.add_argument("-o", "--output", type=Path, help="ONNX file to write (default: <model>.onnx)")
+    export.add_argument("--opset", type=int, default=17, help="ONNX opset version (default: 17)")
     return parser
 
 
@@ -266,7 +272,21 @@ def command_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": command_train, "evaluate": command_evaluate, "predict": command_predict}
+def command_export(args: argparse.Namespace) -> int:
+    from .export import to_onnx
+    from .models import NeuralNetwork
+
+    source = _model_path(args.model)
+    model = NeuralNetwork.load(source)
+    output = args.output or source.with_suffix(".onnx")
+    to_onnx(model, output, opset=args.opset)
+    print(f"Wrote {output} (ONNX opset {args.opset}): input 'input' {model.dtype} of shape "
+          f"(batch, {', '.join(map(str, model.input_shape))}), output 'output' = predict")
+    return 0
+
+
+COMMANDS = {"train": command_train, "evaluate": command_evaluate, "predict": command_predict,
+            "export": command_export}
 
 
 def main(argv=None) -> int:

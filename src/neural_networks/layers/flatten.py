@@ -59,9 +59,12 @@ class Flatten(Layer):
         return dLdY.reshape(in_dims) if input_gradient else None
 
     def output_shape(self, input_shape):
-        if self.keep_dim == "first":
-            return (math.prod(input_shape),)
-        return super().output_shape(input_shape)
+        """One row's shape: "first" and -1 give every value of a sample in one row (-1
+        also puts the whole batch in that one row); "last" gives rows of the last axis
+        (the batch axis grows by the other axes' sizes)."""
+        if self.keep_dim == "last":
+            return (int(input_shape[-1]),) if input_shape else (1,)
+        return (math.prod(input_shape),)
 
     def get_config(self) -> dict:
         return {"type": self.type_name, "keep_dim": self.keep_dim}
