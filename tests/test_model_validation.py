@@ -189,3 +189,71 @@ def test_a_corrupt_class_id_does_not_size_a_huge_output_layer():
                                       {"name": "fully_connected", "n_out": None, "activation": "softmax"}])
     with pytest.raises(ValueError, match="class ids"):
         model.fit(np.zeros((3, 2)), np.array([0, 1, 10**9]), epochs=1, verbose=0)
+
+
+# -- what a new user hits (each of these failed on the release before the Trainer) -------------
+def test_bad_validation_data_is_refused_before_the_first_step():
+    X, y = data()
+    model = nn.NeuralNetwork([FullyConnected(5, "relu"), FullyConnected(K, "softmax")], seed=0)
+    with pytest.raises(nn.ShapeError, match=r"validation_data\[0\]"):
+        model.fit(X, y, epochs=1, verbose=0, validation_data=(X[:, :2], y))
+    assert model.optimizer.iterations == 0  # not one step was taken
+
+
+def test_a_cnn_given_flat_input_names_the_layer_and_the_shapes():
+    X = np.zeros((5, 64), dtype=np.float32)
+    model = nn.NeuralNetwork([Conv2D(2, 3), Flatten(), FullyConnected(2, "softmax")], seed=0)
+    with pytest.raises(nn.ShapeError, match=r"layer 0 \(Conv2D\).*\(height, width, channels\).*\(64,\)"):
+        model.fit(X, np.zeros(5, int), epochs=1, verbose=0)
+
+
+@pytest.mark.parametrize("shape, hint", [((3, 7, 7, 1), r"\(3, 7, 7, 1\)"), ((8, 8, 1), "batch axis")])
+def test_predict_on_the_wrong_image_shape_says_what_the_model_takes(shape, hint):
+    model = nn.NeuralNetwork([Conv2D(2, 3), Flatten(), FullyConnected(2, "softmax")], seed=0).build((8, 8, 1))
+    with pytest.raises(nn.ShapeError, match=r"\(None, 8, 8, 1\).*" + hint):
+        model.predict(np.zeros(shape))
+
+
+def test_predicting_one_unbatched_sample_points_to_the_batch_axis():
+    X, _ = data()
+    with pytest.raises(nn.ShapeError, match=r"\(None, 4\).*batch axis"):
+        built_model().predict(X[0])
+
+
+def test_class_ids_as_an_integer_column_are_accepted():
+    X, y = data()
+    a, b = built_model(), built_model()
+    a.fit(X, y, epochs=2, batch_size=4, verbose=0)
+    b.fit(X, y.reshape(-1, 1), epochs=2, batch_size=4, verbose=0)
+    for name, value in a.named_parameters().items():
+        np.testing.assert_array_equal(b.named_parameters()[name], value)
+
+
+@pytest.mark.parametrize("setting", [{"verbose": -1}, {"verbose": "yes"}, {"verbose": 3},
+                                     {"shuffle": "no"}, {"shuffle": 0}, {"epochs": True}])
+def test_fit_settings_are_checked(setting):
+    X, y = data()
+    argument = next(iter(setting))
+    with pytest.raises(nn.InvalidParameterError, match=names(argument)):
+        built_model().fit(X, y, **({"epochs": 1} | setting))
+
+
+def test_assigning_an_unknown_optimizer_fails_at_once():
+    model = built_model()
+    with pytest.raises(nn.InvalidParameterError, match="lbfgs"):
+        model.optimizer = "lbfgs"
+    model.optimizer = "adam"
+    assert type(model.optimizer).__name__ == "Adam"
+
+
+def test_optimizer_and_optimizer_args_together_are_refused():
+    with pytest.raises(nn.InvalidParameterError, match="optimizer_args"):
+        nn.NeuralNetwork([FullyConnected(2)], optimizer=SGD(lr=0.5), optimizer_args={"name": "SGD", "lr": 0.1})
+
+
+def test_predict_refuses_a_model_with_non_finite_parameters():
+    X, _ = data()
+    model = built_model()
+    model.layers[0].parameters["W"][0, 0] = np.nan
+    with pytest.raises(FloatingPointError, match="0.W"):
+        model.predict(X)

@@ -18,7 +18,7 @@ import numpy as np
 
 from . import inputs, serialization
 from .course import CourseModelAPI, layers_from_args
-from .errors import FormatError, InvalidParameterError, NotBuiltError, ShapeError
+from .errors import FormatError, InvalidParameterError, NotBuiltError, ShapeError, TrainingDivergedError
 from .layers import Layer, layer_from_config
 from .losses import Loss, initialize_loss
 from .optimizers import OPTIMIZERS, Optimizer, initialize_optimizer, optimizer_from_config
@@ -309,7 +309,7 @@ class NeuralNetwork(CourseModelAPI):
     def _check_finite_parameters(self) -> None:
         for name, array in self.named_parameters().items():
             if not np.all(np.isfinite(array)):
-                raise FloatingPointError(f"parameter {name} holds nan or inf (training diverged?); "
+                raise TrainingDivergedError(f"parameter {name} holds nan or inf (training diverged?); "
                                          f"the model cannot predict")
 
     # -- training ------------------------------------------------------------------------------
