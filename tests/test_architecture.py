@@ -16,6 +16,11 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+def is_module(name: str) -> bool:
+    relative = PACKAGE.parent.joinpath(*name.split("."))
+    return relative.with_suffix(".py").is_file() or (relative / "__init__.py").is_file()
+
+
 def imports_of(path: Path) -> set[str]:
     """Every neural_networks module ``path`` imports (``from . import x`` counts x when
     it is a module)."""
@@ -34,9 +39,11 @@ def imports_of(path: Path) -> set[str]:
                 target = node.module
             else:
                 continue
-            if node.module:  # "from . import x" imports x, not the package's own names
-                found.add(target)
-            found |= {f"{target}.{alias.name}" for alias in node.names}
+            for alias in node.names:
+                submodule = f"{target}.{alias.name}"
+                if node.module or not is_module(submodule):
+                    found.add(target)  # a name defined in ``target`` (its __init__ for a package)
+                found.add(submodule)
     return found
 
 

@@ -5,6 +5,7 @@ images are NHWC, float32 by default.
 """
 
 from . import activations, layers, losses, utils, weights
+from ._version import __version__
 from .errors import (FormatError, InvalidParameterError, NeuralNetworksError, ShapeError,
                      TrainingDivergedError, UnknownNameError)
 from .models import NeuralNetwork, initialize_model
@@ -12,7 +13,6 @@ from .training import History, Trainer
 
 load = NeuralNetwork.load
 
-__version__ = "0.1.0"
 
 __all__ = [
     "activations",

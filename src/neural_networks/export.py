@@ -48,6 +48,7 @@ from typing import Callable
 import numpy as np
 
 from .errors import InvalidParameterError, NeuralNetworksError
+from .utils.data_structures import jsonable
 from .utils.files import atomic_file
 
 #: the oldest opset exported to: Softmax takes one axis from opset 13 on
@@ -282,12 +283,11 @@ def _check_opset(opset) -> int:
 
 
 def _metadata_props(model) -> dict[str, str]:
-    from .serialization import _jsonable
 
     props = {}
     for key, value in model.metadata.items():
         try:
-            props[str(key)] = json.dumps(_jsonable(value))
+            props[str(key)] = json.dumps(jsonable(value))
         except (TypeError, ValueError) as error:
             raise ExportError(f"model.metadata[{key!r}] cannot be written as JSON ({error})") from None
     return props
@@ -355,7 +355,7 @@ def to_onnx(model, path=None, *, opset: int = DEFAULT_OPSET):
     ``ExportError`` naming them; add one with ``register_layer`` / ``register_activation``.
     """
     onnx = _onnx()
-    from . import __version__
+    from ._version import __version__
 
     opset = _check_opset(opset)
     opset_ids = [onnx.helper.make_opsetid("", opset)]

@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import FormatError
+from .utils.data_structures import jsonable
 from .utils.files import atomic_file
 
 FORMAT_NAME = "neural_networks"
@@ -104,19 +105,6 @@ def unflatten_state(tree, arrays: dict[str, np.ndarray]):
     return state
 
 
-def _jsonable(value):
-    """Metadata as plain JSON values (arrays become lists)."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
 # -- writing -------------------------------------------------------------------------------------
 def write_archive(path, header: dict, arrays: dict[str, np.ndarray]) -> Path:
     """Atomically write a header and named arrays to ``path`` (an .npz file)."""
@@ -131,7 +119,7 @@ def write_archive(path, header: dict, arrays: dict[str, np.ndarray]) -> Path:
 def _save(path, kind: str, config: dict, state: dict, metadata: dict) -> Path:
     tree, arrays = flatten_state(state)
     header = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "kind": kind,
-              "config": _jsonable(config), "metadata": _jsonable(metadata or {}), "state": tree}
+              "config": jsonable(config), "metadata": jsonable(metadata or {}), "state": tree}
     return write_archive(path, header, arrays)
 
 

@@ -52,3 +52,20 @@ def integers_to_one_hot(vec, max_val: int | None = None) -> np.ndarray:
     one_hot = np.zeros((ids.size, max_val + 1))
     one_hot[np.arange(ids.size), ids] = 1.0
     return one_hot
+
+
+def jsonable(value):
+    """``value`` as plain JSON values: arrays become lists, NumPy scalars Python numbers.
+
+    >>> jsonable({"mean": np.array([0.5, 1.0]), "n": np.int64(3)})
+    {'mean': [0.5, 1.0], 'n': 3}
+    """
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
