@@ -21,14 +21,26 @@ Traceback (most recent call last):
 ...
 neural_networks.errors.InvalidParameterError: EarlyStopping: patience must be an integer >= 0, got 2.7 (float)
 
-A constraint is an ``Interval``, a ``StrOptions``, ``Options``, ``BOOLEAN``, ``None`` (the
-value None), ``callable``, or a type (``isinstance``; ``bool`` is never an int or a real).
+A constraint is an ``Interval``, a ``StrOptions``, ``Options``, ``BOOLEAN``, ``PATH`` (a
+file path), ``None`` (the value None), ``callable``, or a type (``isinstance``; ``bool`` is
+never an int or a real).
+
+Functions (factories) declare their constraints in a module-level dict and pass it with
+their name:
+
+>>> validate_params("iterate_minibatches", {"batch_size": [Interval(Integral, 1, None)]}, batch_size=8)
+>>> validate_params("CSVLogger", {"path": [PATH]}, path="")
+Traceback (most recent call last):
+...
+neural_networks.errors.InvalidParameterError: CSVLogger: path must be a file path (a non-empty str or os.PathLike), got '' (str)
 """
 
 from __future__ import annotations
 
 import inspect
 import math
+import os
+from collections.abc import Mapping
 from numbers import Integral, Real
 from typing import Any, Iterable
 
@@ -37,8 +49,8 @@ import numpy as np
 from ..errors import InvalidParameterError, unknown_name
 
 __all__ = [
-    "Interval", "StrOptions", "Options", "BOOLEAN", "Integral", "Real",
-    "validate_params", "check_real", "check_int", "check_bool", "build_from_kwargs", "lookup",
+    "Interval", "StrOptions", "Options", "BOOLEAN", "PATH", "Integral", "Real",
+    "validate_params", "validate_parameter", "check_real", "check_int", "check_bool", "build_from_kwargs", "lookup",
 ]
 
 
@@ -127,6 +139,20 @@ class _Boolean(Constraint):
 BOOLEAN = _Boolean()
 
 
+class _Path(Constraint):
+    def is_satisfied_by(self, value: Any) -> bool:
+        if isinstance(value, str):
+            return value != ""  # Path("") is the current folder: never a file the user meant
+        return isinstance(value, os.PathLike)
+
+    def __str__(self) -> str:
+        return "a file path (a non-empty str or os.PathLike)"
+
+
+#: a path to a file: a non-empty string or an ``os.PathLike`` (e.g. ``pathlib.Path``)
+PATH = _Path()
+
+
 def _satisfies(constraint: Any, value: Any) -> bool:
     if constraint is None:
         return value is None
@@ -147,8 +173,8 @@ def _describe(constraint: Any) -> str:
     if constraint is callable:
         return "a callable"
     if isinstance(constraint, type):
-        names = {str: "a string", dict: "a dict", list: "a list", tuple: "a tuple", int: "an integer",
-                 float: "a float", Integral: "an integer", Real: "a real number"}
+        names = {str: "a string", dict: "a dict", Mapping: "a dict", list: "a list", tuple: "a tuple",
+                 int: "an integer", float: "a float", Integral: "an integer", Real: "a real number"}
         return names.get(constraint, f"a {constraint.__name__}")
     return str(constraint)
 
