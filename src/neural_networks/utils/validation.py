@@ -71,7 +71,12 @@ def _is_bool(value: Any) -> bool:
 class Interval(Constraint):
     """A number of ``kind`` (``Integral`` or ``Real``) between ``low`` and ``high``
     (None: unbounded), ``closed`` at "both" ends, "left", "right" or "neither".
-    Reals must be finite; bools are neither ints nor reals here."""
+    Reals must be finite; bools are neither ints nor reals here.
+
+    >>> rate = Interval(Real, 0, 1, closed="right")
+    >>> str(rate), rate.is_satisfied_by(1.0), rate.is_satisfied_by(0.0), rate.is_satisfied_by(True)
+    ('a finite real number in (0, 1]', True, False, False)
+    """
 
     def __init__(self, kind: type, low: float | None, high: float | None, closed: str = "both") -> None:
         if kind not in (Integral, Real):
@@ -107,7 +112,11 @@ class Interval(Constraint):
 
 
 class Options(Constraint):
-    """One of the given values (compared with ==, bools apart from ints)."""
+    """One of the given values (compared with ==, bools apart from ints).
+
+    >>> Options((1, 2)).is_satisfied_by(2), Options((1, 2)).is_satisfied_by(True)
+    (True, False)
+    """
 
     def __init__(self, options: Iterable) -> None:
         self.options = tuple(options)
@@ -121,7 +130,12 @@ class Options(Constraint):
 
 
 class StrOptions(Options):
-    """One of the given strings."""
+    """One of the given strings.
+
+    >>> mode = StrOptions(("min", "max"))
+    >>> str(mode), mode.is_satisfied_by("max"), mode.is_satisfied_by("MAX")
+    ("one of 'min', 'max'", True, False)
+    """
 
     def is_satisfied_by(self, value: Any) -> bool:
         return isinstance(value, str) and value in self.options
@@ -180,7 +194,11 @@ def _describe(constraint: Any) -> str:
 
 
 def validate_parameter(owner: str, name: str, value: Any, constraints: list) -> Any:
-    """Return ``value`` if it satisfies one of ``constraints``, else raise a clear error."""
+    """Return ``value`` if it satisfies one of ``constraints``, else raise a clear error.
+
+    >>> validate_parameter("Adam", "betas[0]", 0.9, [Interval(Real, 0, 1, closed="left")])
+    0.9
+    """
     if any(_satisfies(constraint, value) for constraint in constraints):
         return value
     accepted = " or ".join(_describe(constraint) for constraint in constraints)
@@ -194,6 +212,15 @@ def validate_params(owner: Any, constraints: dict | None = None, /, **values: An
 
     ``owner`` is an object whose class declares ``_parameter_constraints`` (its class name
     is used in messages), or a name given with an explicit ``constraints`` dict.
+
+    >>> class Dropout:
+    ...     _parameter_constraints = {"rate": [Interval(Real, 0, 1, closed="left")]}
+    ...     def __init__(self, rate=0.5):
+    ...         validate_params(self, rate=rate)
+    >>> Dropout(1.0)
+    Traceback (most recent call last):
+    ...
+    neural_networks.errors.InvalidParameterError: Dropout: rate must be a finite real number in [0, 1), got 1.0 (float)
     """
     if constraints is None:
         constraints = type(owner)._parameter_constraints
@@ -217,6 +244,10 @@ def check_real(
     Converting to a *Python* float matters: NumPy 2 treats Python scalars as
     "weak", so ``float32_array * lr`` stays float32, whereas a ``np.float64``
     hyper-parameter would silently upcast float32 parameters.
+
+    >>> import numpy as np
+    >>> type(check_real("lr", np.float64(0.5), low=0.0))
+    <class 'float'>
     """
     closed = {(False, False): "both", (False, True): "left", (True, False): "right",
               (True, True): "neither"}[(low_open, high_open)]
@@ -227,7 +258,11 @@ def check_real(
 
 
 def check_int(name: str, value: Any, *, low: int) -> int:
-    """Return ``value`` as a Python int ``>= low`` (bools are rejected)."""
+    """Return ``value`` as a Python int ``>= low`` (bools are rejected).
+
+    >>> check_int("epoch", 3, low=0)
+    3
+    """
     interval = Interval(Integral, low, None)
     if not interval.is_satisfied_by(value):
         raise InvalidParameterError(f"{name} must be {interval}, got {value!r} ({type(value).__name__})")
@@ -235,7 +270,13 @@ def check_int(name: str, value: Any, *, low: int) -> int:
 
 
 def check_bool(name: str, value: Any) -> bool:
-    """Return ``value`` as a bool; ints are refused, so ``staircase=1`` is reported."""
+    """Return ``value`` as a bool; ints are refused, so ``staircase=1`` is reported.
+
+    >>> check_bool("staircase", 1)
+    Traceback (most recent call last):
+    ...
+    neural_networks.errors.InvalidParameterError: staircase must be True or False, got 1 (int)
+    """
     if not BOOLEAN.is_satisfied_by(value):
         raise InvalidParameterError(f"{name} must be True or False, got {value!r} ({type(value).__name__})")
     return bool(value)
@@ -243,7 +284,12 @@ def check_bool(name: str, value: Any) -> bool:
 
 def build_from_kwargs(cls: type, kwargs: dict[str, Any]):
     """``cls(**kwargs)``, reporting unexpected keywords as a clear error listing the accepted
-    ones (rather than Python's bare TypeError)."""
+    ones (rather than Python's bare TypeError).
+
+    >>> from fractions import Fraction
+    >>> build_from_kwargs(Fraction, {"numerator": 1, "denominator": 3})
+    Fraction(1, 3)
+    """
     accepted = [p for p in inspect.signature(cls).parameters if p != "self"]
     unknown = sorted(set(kwargs) - set(accepted))
     if unknown:
@@ -255,7 +301,11 @@ def build_from_kwargs(cls: type, kwargs: dict[str, Any]):
 
 
 def lookup(registry: dict[str, type], name: Any, kind: str) -> type:
-    """The class registered under ``name`` (case-insensitive, "-" read as "_")."""
+    """The class registered under ``name`` (case-insensitive, "-" read as "_").
+
+    >>> lookup({"linear_warmup": int}, "Linear-Warmup", "scheduler")
+    <class 'int'>
+    """
     key = name.strip().lower().replace("-", "_") if isinstance(name, str) else None
     if key not in registry:
         raise unknown_name(kind, name, registry)
