@@ -41,7 +41,8 @@ def model_for(optimizer_name, activation="tanh", width=6, seed=3):
 
 
 def callbacks_for(tmp_path, tag):
-    return [EarlyStopping(patience=3, restore_best_weights=True), JSONLogger(tmp_path / f"{tag}.json")]
+    # patience 4 (Keras's rule): the flipped validation stops the run after the interruption
+    return [EarlyStopping(patience=4, restore_best_weights=True), JSONLogger(tmp_path / f"{tag}.json")]
 
 
 def fit(model, epochs, callbacks, y_val=YV, **kwargs):

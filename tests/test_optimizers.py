@@ -9,6 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from neural_networks.errors import InvalidParameterError, ShapeError
 from neural_networks.optimizers import (
     OPTIMIZERS,
     SGD,
@@ -225,6 +226,25 @@ SCHEDULED = [
         lambda o: torch.optim.lr_scheduler.LinearLR(o, start_factor=0.1, total_iters=10),
         None,
     ),
+    # Schedules without a rate of their own start from the optimizer's lr, as in torch.
+    (
+        Adam(lr=0.1, lr_scheduler=Cosine(T_max=4)),
+        {"lr": 0.1},
+        lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=4),
+        5,
+    ),
+    (
+        SGD(lr=0.3, momentum=0.5, lr_scheduler="step"),
+        {"lr": 0.3, "momentum": 0.5},
+        lambda o: torch.optim.lr_scheduler.StepLR(o, step_size=10, gamma=0.1),
+        1,
+    ),
+    (
+        AdamW(lr=0.02, lr_scheduler={"type": "linear_warmup", "warmup_steps": 6, "per_batch": True}),
+        {"lr": 0.02},
+        lambda o: torch.optim.lr_scheduler.LinearLR(o, start_factor=1 / 3, total_iters=6),
+        None,
+    ),
 ]
 
 
@@ -255,7 +275,7 @@ def test_float32_keeps_dtype_and_matches_torch(ours):
     tkw = {
         k: v
         for k, v in config.items()
-        if k not in ("name", "clip_norm", "lr_scheduler")
+        if k not in ("type", "clip_norm", "lr_scheduler")
     }
     run_against_torch(ours, tkw, params, grads, rtol=1e-5, atol=1e-6)
     for name, p in params.items():
@@ -395,7 +415,7 @@ def test_load_state_dict_rejects_another_optimizer():
 @pytest.mark.parametrize("template", PROTOCOL_CASES + [SGD(), RMSprop(), AdamW()], ids=repr)
 def test_config_round_trip(template):
     config = template.get_config()
-    assert config["name"] in OPTIMIZERS
+    assert config["type"] in OPTIMIZERS
     rebuilt = optimizer_from_config(json.loads(json.dumps(config)))
     assert type(rebuilt) is type(template)
     assert rebuilt.get_config() == config
@@ -431,10 +451,13 @@ def test_lr_used_by_step_is_current_lr():
 
 
 def test_scheduler_from_name_or_config():
+    # A schedule built by the optimizer has no rate of its own: it starts from the optimizer's.
     opt = SGD(lr=0.2, lr_scheduler="exponential")
-    assert opt.lr_scheduler == Exponential(0.2)
-    opt = Adam(lr_scheduler={"name": "cosine", "lr": 0.01, "T_max": 5})
+    assert opt.lr_scheduler == Exponential() and opt.current_lr == 0.2
+    opt = Adam(lr=0.01, lr_scheduler={"type": "cosine", "lr": 0.01, "T_max": 5})
     assert opt.lr_scheduler == Cosine(0.01, T_max=5)
+    opt = Adam(lr=0.01, lr_scheduler={"type": "cosine", "T_max": 5})
+    assert opt.lr_scheduler == Cosine(T_max=5) and opt.current_lr == 0.01
 
 
 @pytest.mark.parametrize("epoch", [-1, 1.5, None, "2"])
@@ -475,31 +498,35 @@ def test_mismatched_keys_raise_and_modify_nothing():
 @pytest.mark.parametrize(
     ("build", "argument"),
     [
-        (lambda: SGD(lr=-0.1), "lr"),
-        (lambda: SGD(lr=float("nan")), "lr"),
-        (lambda: SGD(momentum=-0.5), "momentum"),
-        (lambda: SGD(dampening=1.5), "dampening"),
-        (lambda: SGD(weight_decay=-1e-3), "weight_decay"),
-        (lambda: SGD(nesterov=True), "nesterov"),
-        (lambda: SGD(momentum=0.9, dampening=0.1, nesterov=True), "nesterov"),
-        (lambda: SGD(nesterov="yes"), "nesterov"),
-        (lambda: SGD(clip_norm=0.0), "clip_norm"),
-        (lambda: SGD(lr_scheduler=3), "lr_scheduler"),
+        (lambda: SGD(lr=-0.1), "SGD: lr"),
+        (lambda: SGD(lr=float("nan")), "SGD: lr"),
+        (lambda: SGD(lr=True), "SGD: lr"),
+        (lambda: SGD(momentum=-0.5), "SGD: momentum"),
+        (lambda: SGD(dampening=1.5), "SGD: dampening"),
+        (lambda: SGD(weight_decay=-1e-3), "SGD: weight_decay"),
+        (lambda: SGD(nesterov=True), "SGD: nesterov"),
+        (lambda: SGD(momentum=0.9, dampening=0.1, nesterov=True), "SGD: nesterov"),
+        (lambda: SGD(nesterov="yes"), "SGD: nesterov"),
+        (lambda: SGD(clip_norm=0.0), "SGD: clip_norm"),
+        (lambda: SGD(clip_norm=float("inf")), "SGD: clip_norm"),
+        (lambda: SGD(lr_scheduler=3), "SGD: lr_scheduler"),
         (lambda: SGD(lr_scheduler="warmup"), "unknown scheduler"),
-        (lambda: Adam(betas=(1.0, 0.999)), r"betas\[0\]"),
-        (lambda: Adam(betas=(0.9, -0.1)), r"betas\[1\]"),
-        (lambda: Adam(betas=0.9), "betas"),
-        (lambda: Adam(eps=-1e-8), "eps"),
-        (lambda: Adam(amsgrad=None), "amsgrad"),
-        (lambda: AdamW(weight_decay=-0.01), "weight_decay"),
-        (lambda: RMSProp(alpha=1.5), "alpha"),
-        (lambda: RMSProp(eps=-1.0), "eps"),
-        (lambda: RMSProp(momentum=-0.1), "momentum"),
-        (lambda: RMSProp(centered=1), "centered"),
+        (lambda: Adam(betas=(1.0, 0.999)), r"Adam: betas\[0\]"),
+        (lambda: Adam(betas=(0.9, -0.1)), r"Adam: betas\[1\]"),
+        (lambda: AdamW(betas=(0.9, "0.9")), r"AdamW: betas\[1\]"),
+        (lambda: Adam(betas=0.9), "Adam: betas"),
+        (lambda: Adam(betas=(0.9, 0.99, 0.999)), "Adam: betas"),
+        (lambda: Adam(eps=-1e-8), "Adam: eps"),
+        (lambda: Adam(amsgrad=None), "Adam: amsgrad"),
+        (lambda: AdamW(weight_decay=-0.01), "AdamW: weight_decay"),
+        (lambda: RMSProp(alpha=1.5), "RMSProp: alpha"),
+        (lambda: RMSProp(eps=-1.0), "RMSProp: eps"),
+        (lambda: RMSProp(momentum=-0.1), "RMSProp: momentum"),
+        (lambda: RMSProp(centered=1), "RMSProp: centered"),
     ],
 )
 def test_invalid_hyperparameters_name_the_argument(build, argument):
-    with pytest.raises(ValueError, match=rf"^{argument}"):
+    with pytest.raises(InvalidParameterError, match=rf"^{argument}"):
         build()
 
 
@@ -525,7 +552,7 @@ def test_initialize_with_the_course_arguments():
     )
     assert isinstance(opt, SGD)
     assert (opt.lr, opt.momentum, opt.clip_norm) == (0.01, 0.9, 1.0)
-    assert opt.lr_scheduler == Constant(0.01)
+    assert opt.lr_scheduler == Constant() and opt.current_lr == 0.01
 
     opt = initialize_optimizer(
         name="SGD",
@@ -537,7 +564,7 @@ def test_initialize_with_the_course_arguments():
         stage_length=1000,
         staircase=True,
     )
-    assert opt.lr_scheduler == Exponential(0.01, decay=0.99, stage_length=1000, staircase=True)
+    assert opt.lr_scheduler == Exponential(decay=0.99, stage_length=1000, staircase=True)
     opt.set_epoch(1999)
     assert opt.current_lr == pytest.approx(0.01 * 0.99)
 
@@ -550,7 +577,7 @@ def test_initialize_none_arguments_keep_defaults():
     )
     assert opt.get_config() == SGD(lr=0.1).get_config()
     opt = initialize_optimizer("Adam", 0.1, lr_scheduler="exponential")
-    assert opt.lr_scheduler == Exponential(0.1)
+    assert opt.lr_scheduler == Exponential() and opt.current_lr == 0.1
 
 
 @pytest.mark.parametrize(
@@ -587,9 +614,152 @@ def test_initialize_errors_are_helpful():
         initialize_optimizer("adam", 0.01, momentum=0.9)
     with pytest.raises(ValueError, match=r"unexpected argument\(s\) \['betas'\]"):
         initialize_optimizer("sgd", 0.01, betas=(0.9, 0.99))
-    with pytest.raises(ValueError, match="^lr must be"):
+    with pytest.raises(ValueError, match="^SGD: lr must be"):
         initialize_optimizer("sgd", -0.01)
-    with pytest.raises(ValueError, match="^decay must be"):
+    with pytest.raises(ValueError, match="^Exponential: decay must be"):
         initialize_optimizer("sgd", 0.01, lr_scheduler="exponential", lr_decay=1.5)
     with pytest.raises(ValueError, match="unknown optimizer"):
         optimizer_from_config({"name": "lbfgs"})
+
+
+# --------------------------------------------------------------------------- #
+# One base learning rate: the optimizer's
+# --------------------------------------------------------------------------- #
+def test_a_scheduler_without_lr_starts_from_the_optimizers_lr_during_fit():
+    import neural_networks as nn
+    from neural_networks.layers import FullyConnected
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((12, 3))
+    y = np.arange(12) % 2
+    model = nn.NeuralNetwork([FullyConnected(2, "softmax")], seed=0,
+                             optimizer=Adam(lr=0.1, lr_scheduler=Cosine(T_max=4)))
+    history = model.fit(X, y, epochs=6, batch_size=4, verbose=0)
+    param = torch.nn.Parameter(torch.zeros(1))
+    topt = torch.optim.Adam([param], lr=0.1)
+    tsched = torch.optim.lr_scheduler.CosineAnnealingLR(topt, T_max=4)
+    expected = []
+    for _ in range(6):
+        expected.append(topt.param_groups[0]["lr"])
+        topt.step()
+        tsched.step()
+    assert history["lr"][0] == 0.1
+    np.testing.assert_allclose(history["lr"], expected, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: Adam(lr=0.1, lr_scheduler=Cosine(lr=0.01, T_max=4)),
+        lambda: Adam(lr=0.1, lr_scheduler={"type": "cosine", "lr": 0.01, "T_max": 4}),
+        lambda: Adam(lr_scheduler={"type": "cosine", "lr": 0.01, "T_max": 5}),  # Adam's lr is 1e-3
+        lambda: initialize_optimizer("sgd", 0.1, lr_scheduler=StepDecay(0.2)),
+    ],
+)
+def test_a_scheduler_with_another_lr_than_the_optimizer_is_refused(build):
+    with pytest.raises(InvalidParameterError, match=r"^\w+: lr_scheduler: \w+ was given its own lr=0.0?[12].*optimizer's lr is"):
+        build()
+
+
+def test_a_scheduler_with_the_same_lr_is_accepted_and_cosine_eta_min_is_checked_against_the_base():
+    assert Adam(lr=0.1, lr_scheduler=Cosine(lr=0.1, T_max=4)).current_lr == 0.1
+    with pytest.raises(InvalidParameterError, match=r"^SGD: lr_scheduler: Cosine's eta_min=0.5 is above the optimizer's lr 0.1"):
+        SGD(lr=0.1, lr_scheduler=Cosine(T_max=4, eta_min=0.5))
+
+
+def test_the_schedule_follows_the_optimizers_lr_when_it_changes():
+    opt = SGD(lr=0.1, lr_scheduler=StepDecay(step_size=1, gamma=0.5))
+    opt.lr = 0.4
+    opt.set_epoch(2)
+    assert opt.current_lr == 0.1  # 0.4 * 0.5 ** 2
+
+
+def test_config_says_type_and_keeps_no_second_base_rate():
+    config = SGD(lr=0.2, lr_scheduler=Cosine(lr=0.2, T_max=3)).get_config()
+    assert config["type"] == "sgd" and "name" not in config
+    assert config["lr_scheduler"] == {"type": "cosine", "T_max": 3, "eta_min": 0.0, "per_batch": False}
+    rebuilt = optimizer_from_config(json.loads(json.dumps(config)))
+    rebuilt.lr = 0.5  # no stale copy of the old rate anywhere
+    assert optimizer_from_config(rebuilt.get_config()).current_lr == 0.5
+
+
+def test_legacy_name_configs_load_and_keep_the_rate_they_trained_with():
+    # Format 1 wrote "name", and a scheduler's own lr silently overrode the optimizer's:
+    # that rate is what trained, so a resumed run must go on with it.
+    legacy = {"name": "adam", "lr": 0.1, "betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": 0.0,
+              "amsgrad": False, "clip_norm": None,
+              "lr_scheduler": {"name": "cosine", "lr": 0.01, "T_max": 4, "eta_min": 0.0, "per_batch": False}}
+    opt = optimizer_from_config(legacy)
+    assert type(opt) is Adam and opt.lr == 0.01
+    for epoch in range(6):
+        opt.set_epoch(epoch)
+        assert opt.current_lr == pytest.approx(0.01 * (1 + np.cos(np.pi * epoch / 4)) / 2, rel=1e-14)
+    assert optimizer_from_config({**legacy, "lr_scheduler": None}).lr == 0.1
+    with pytest.raises(InvalidParameterError, match="both 'type' and 'name'"):
+        optimizer_from_config({**legacy, "type": "adam"})
+    with pytest.raises(InvalidParameterError, match="'type' key"):
+        optimizer_from_config({"lr": 0.1})
+
+
+def test_the_v1_checkpoint_fixture_optimizer_state_loads():
+    from pathlib import Path
+
+    path = Path(__file__).parent / "fixtures" / "v1_checkpoint.npz"
+    with np.load(path, allow_pickle=False) as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    header = json.loads(arrays.pop("__header__").tobytes().decode("utf-8"))
+    saved = header["checkpoint"]["optimizer"]
+    assert saved["config"]["name"] == "adam"  # the legacy key
+    state = {}
+    for key, value in arrays.items():
+        if key.startswith("optimizer:"):
+            _, param, buffer = key.split(":", 2)
+            state.setdefault(param, {})[buffer] = value
+    opt = Adam(lr=0.5)
+    opt.load_state_dict({**saved, "state": state})
+    assert (opt.lr, opt.iterations, opt.epoch) == (0.01, saved["iterations"], saved["epoch"])
+    assert opt.get_config()["type"] == "adam"
+    assert optimizer_from_config(header["architecture"]["optimizer"]).get_config() == opt.get_config()
+    assert all(int(buffers["step"]) == saved["iterations"] for buffers in opt.state.values())
+
+
+def _leaves(value, path="state"):
+    if isinstance(value, dict):
+        for key, item in value.items():
+            assert isinstance(key, str), f"{path}: key {key!r}"
+            yield from _leaves(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _leaves(item, f"{path}[{index}]")
+    else:
+        yield path, value
+
+
+@pytest.mark.parametrize("template", PROTOCOL_CASES + [Adam(lr=0.1, lr_scheduler=Cosine(T_max=4))], ids=repr)
+def test_state_dict_holds_only_json_values_and_arrays(template):
+    opt = fresh(template)
+    params, grads = make_problem(7, steps=3)
+    for grad in grads:
+        opt.step(params, grad)
+    for path, value in _leaves(opt.state_dict()):
+        assert value is None or type(value) in (bool, int, float, str) or isinstance(value, np.ndarray), (
+            f"{path} is {type(value).__name__}")
+    snapshot = opt.state_dict()
+    json.dumps({k: v for k, v in snapshot.items() if k != "state"})
+
+
+def test_lr_override_wins_for_one_epoch_and_stays_out_of_the_state():
+    opt = SGD(lr=0.1, lr_scheduler=StepDecay(step_size=1, gamma=0.5))
+    opt.set_epoch(1)
+    opt.lr_override = 0.7
+    w = {"w": np.zeros(1)}
+    opt.step(w, {"w": np.ones(1)})
+    assert w["w"][0] == -0.7 and opt.current_lr == 0.7
+    assert "lr_override" not in json.dumps(opt.state_dict()["config"])
+    opt.set_epoch(2)  # a new epoch ends the override
+    assert opt.lr_override is None and opt.current_lr == 0.1 * 0.5**2
+
+
+def test_a_gradient_of_the_wrong_shape_is_a_shape_error():
+    with pytest.raises(ShapeError, match=r"gradient of 'w' has shape \(3,\)"):
+        SGD().step({"w": np.ones(2)}, {"w": np.ones(3)})

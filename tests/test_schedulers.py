@@ -8,6 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from neural_networks.errors import InvalidParameterError
 from neural_networks.schedulers import (
     SCHEDULERS,
     Constant,
@@ -174,7 +175,7 @@ def test_is_a_pure_function_of_t(scheduler):
 @pytest.mark.parametrize("scheduler", ALL_SCHEDULERS, ids=repr)
 def test_config_round_trip(scheduler):
     config = scheduler.get_config()
-    assert config["name"] in SCHEDULERS
+    assert config["type"] in SCHEDULERS
     assert config["per_batch"] == scheduler.per_batch
     rebuilt = scheduler_from_config(json.loads(json.dumps(config)))
     assert type(rebuilt) is type(scheduler)
@@ -249,7 +250,7 @@ def test_unknown_name_lists_accepted_names():
         initialize_scheduler(None, 0.1)
     with pytest.raises(ValueError, match="unknown scheduler"):
         scheduler_from_config({"name": "nope", "lr": 0.1})
-    with pytest.raises(ValueError, match="'name' key"):
+    with pytest.raises(ValueError, match="'type' key"):
         scheduler_from_config({"lr": 0.1})
 
 
@@ -263,28 +264,73 @@ def test_unexpected_keyword_is_a_value_error():
 @pytest.mark.parametrize(
     ("build", "argument", "expected"),
     [
-        (lambda: Constant(0.0), "lr", "> 0"),
-        (lambda: Constant(-1.0), "lr", "> 0"),
-        (lambda: Constant(float("nan")), "lr", "finite"),
-        (lambda: Constant(float("inf")), "lr", "finite"),
-        (lambda: Constant("0.1"), "lr", "real number"),
-        (lambda: Constant(0.1, per_batch=1), "per_batch", "True or False"),
-        (lambda: Exponential(0.1, decay=0.0), "decay", r"in \(0, 1\]"),
-        (lambda: Exponential(0.1, decay=1.5), "decay", r"in \(0, 1\]"),
-        (lambda: Exponential(0.1, stage_length=0), "stage_length", ">= 1"),
-        (lambda: Exponential(0.1, stage_length=2.5), "stage_length", "integer"),
-        (lambda: Exponential(0.1, staircase=None), "staircase", "True or False"),
-        (lambda: StepDecay(0.1, step_size=0), "step_size", ">= 1"),
-        (lambda: StepDecay(0.1, gamma=2.0), "gamma", r"in \(0, 1\]"),
-        (lambda: Cosine(0.1, T_max=0), "T_max", ">= 1"),
-        (lambda: Cosine(0.1, eta_min=-0.1), "eta_min", r"in \[0, 0.1\]"),
-        (lambda: Cosine(0.1, eta_min=0.2), "eta_min", r"in \[0, 0.1\]"),
-        (lambda: LinearWarmup(0.1, warmup_steps=0), "warmup_steps", ">= 1"),
-        (lambda: LinearWarmup(0.1, start_factor=0.0), "start_factor", r"in \(0, 1\]"),
-        (lambda: initialize_scheduler("exponential", 0.1, decay=2.0), "decay", r"in \(0, 1\]"),
-        (lambda: initialize_scheduler("exponential", -0.1), "lr", "> 0"),
+        (lambda: Constant(0.0), "Constant: lr", "> 0"),
+        (lambda: Constant(-1.0), "Constant: lr", "> 0"),
+        (lambda: Constant(float("nan")), "Constant: lr", "finite"),
+        (lambda: Constant(float("inf")), "Constant: lr", "finite"),
+        (lambda: Constant("0.1"), "Constant: lr", "real number"),
+        (lambda: Constant(True), "Constant: lr", "real number"),
+        (lambda: Constant(0.1, per_batch=1), "Constant: per_batch", "True or False"),
+        (lambda: Exponential(0.1, decay=0.0), "Exponential: decay", r"in \(0, 1\]"),
+        (lambda: Exponential(0.1, decay=1.5), "Exponential: decay", r"in \(0, 1\]"),
+        (lambda: Exponential(0.1, stage_length=0), "Exponential: stage_length", ">= 1"),
+        (lambda: Exponential(0.1, stage_length=2.5), "Exponential: stage_length", "integer"),
+        (lambda: Exponential(0.1, staircase=None), "Exponential: staircase", "True or False"),
+        (lambda: StepDecay(0.1, step_size=0), "StepDecay: step_size", ">= 1"),
+        (lambda: StepDecay(0.1, gamma=2.0), "StepDecay: gamma", r"in \(0, 1\]"),
+        (lambda: Cosine(0.1, T_max=0), "Cosine: T_max", ">= 1"),
+        (lambda: Cosine(0.1, eta_min=-0.1), "Cosine: eta_min", r">= 0"),
+        (lambda: Cosine(0.1, eta_min=0.2), "Cosine: eta_min", r"in \[0, 0.1\]"),
+        (lambda: Cosine(eta_min=-0.1), "Cosine: eta_min", r">= 0"),
+        (lambda: LinearWarmup(0.1, warmup_steps=0), "LinearWarmup: warmup_steps", ">= 1"),
+        (lambda: LinearWarmup(0.1, start_factor=0.0), "LinearWarmup: start_factor", r"in \(0, 1\]"),
+        (lambda: initialize_scheduler("exponential", 0.1, decay=2.0), "Exponential: decay", r"in \(0, 1\]"),
+        (lambda: initialize_scheduler("exponential", -0.1), "Exponential: lr", "> 0"),
     ],
 )
 def test_invalid_arguments_name_argument_expectation_and_value(build, argument, expected):
-    with pytest.raises(ValueError, match=rf"^{argument} must be .*{expected}.*got"):
+    with pytest.raises(InvalidParameterError, match=rf"^{argument} must be .*{expected}.*got"):
         build()
+
+
+# --------------------------------------------------------------------------- #
+# The base rate, config key and state protocol
+# --------------------------------------------------------------------------- #
+@FAST
+@given(lr=base_lrs, T_max=st.integers(1, 50))
+def test_a_scheduler_without_lr_starts_from_the_base_it_is_given(lr, T_max):
+    ref = torch_lrs(lambda opt: lr_scheduler.CosineAnnealingLR(opt, T_max=T_max), lr)
+    unbound = Cosine(T_max=T_max)
+    assert_close(np.array([unbound(t, base_lr=lr) for t in range(HORIZON)]), ref)
+
+
+def test_a_scheduler_without_lr_cannot_be_evaluated_alone():
+    with pytest.raises(InvalidParameterError, match="Cosine has no base learning rate: give it lr="):
+        Cosine(T_max=4)(0)
+    assert Cosine(T_max=4).lr is None
+
+
+@pytest.mark.parametrize("scheduler", ALL_SCHEDULERS + [Cosine(T_max=3)], ids=repr)
+def test_state_dict_round_trip(scheduler):
+    state = scheduler.state_dict()
+    assert state == {"config": scheduler.get_config()}
+    target = type(scheduler)()
+    target.load_state_dict(json.loads(json.dumps(state)))
+    assert target == scheduler
+    assert [target(t, base_lr=0.5) for t in range(30)] == [scheduler(t, base_lr=0.5) for t in range(30)]
+
+
+def test_load_state_dict_refuses_another_scheduler_or_a_bad_state():
+    with pytest.raises(InvalidParameterError, match="'cosine', cannot load it into 'constant'"):
+        Constant().load_state_dict(Cosine(T_max=3).state_dict())
+    with pytest.raises(InvalidParameterError, match="expected"):
+        Constant().load_state_dict({"T_max": 3})
+
+
+def test_config_key_is_type_and_the_legacy_name_still_loads():
+    config = StepDecay(0.1, step_size=3).get_config()
+    assert config["type"] == "step" and "name" not in config
+    legacy = {"name": "step", "lr": 0.1, "step_size": 3, "gamma": 0.1, "per_batch": False}
+    assert scheduler_from_config(legacy) == StepDecay(0.1, step_size=3)
+    with pytest.raises(InvalidParameterError, match="both 'type' and 'name'"):
+        scheduler_from_config({**legacy, "type": "step"})

@@ -119,3 +119,28 @@ def test_scaling(seed, n, d):
     if d > 1:
         np.testing.assert_allclose(S[:, 1:].std(axis=0), 1, rtol=1e-6)
     assert_unchanged(X_before, X, "X")
+
+
+# -- declared parameter checks (utils.validation) ------------------------------------------------
+def test_path_constraint_takes_non_empty_strings_and_path_likes():
+    from pathlib import Path
+
+    from neural_networks.errors import InvalidParameterError
+    from neural_networks.utils.validation import PATH, validate_params
+
+    for good in ("log.csv", Path("runs") / "log.csv"):
+        validate_params("CSVLogger", {"path": [PATH]}, path=good)
+    for bad in ("", None, 3, b"log.csv"):
+        with pytest.raises(InvalidParameterError, match=r"^CSVLogger: path must be a file path \(a non-empty str or os.PathLike\), got"):
+            validate_params("CSVLogger", {"path": [PATH]}, path=bad)
+
+
+def test_a_mapping_constraint_reads_as_a_dict():
+    from collections.abc import Mapping
+
+    from neural_networks.errors import InvalidParameterError
+    from neural_networks.utils.validation import validate_parameter
+
+    assert validate_parameter("SGD", "lr_scheduler", {"type": "cosine"}, [None, Mapping]) == {"type": "cosine"}
+    with pytest.raises(InvalidParameterError, match=r"^SGD: lr_scheduler must be None or a dict, got 3 \(int\)$"):
+        validate_parameter("SGD", "lr_scheduler", 3, [None, Mapping])

@@ -175,3 +175,103 @@ def test_initialize_dataset_from_name():
     np.testing.assert_array_equal(yb.sum(axis=1), 1)
     np.testing.assert_array_equal(ds.test.labels.argmax(axis=1), ds.splits.y_test)
     assert ds.splits.class_names[0] == "setosa"
+
+
+# ---------------------------------------------------------------- argument checks
+
+@pytest.mark.parametrize(
+    "build, message",
+    [
+        (lambda X, y: iterate_minibatches(X, y, True), r"^iterate_minibatches: batch_size must be an integer >= 1, got True"),
+        (lambda X, y: iterate_minibatches(X, y, "4"), r"^iterate_minibatches: batch_size must be an integer >= 1"),
+        (lambda X, y: iterate_minibatches(X, y, 2, shuffle="no"), r"^iterate_minibatches: shuffle must be True or False, got 'no'"),
+        (lambda X, y: iterate_minibatches(X, y, 2, rng=-1), r"^iterate_minibatches: rng must be None or an integer >= 0 or"),
+        (lambda X, y: iterate_minibatches(X, y, 2, rng=1.5), r"^iterate_minibatches: rng must be"),
+        (lambda X, y: Data(X, batch_size=0), r"^Data: batch_size must be an integer >= 1, got 0"),
+        (lambda X, y: Data(X, out_dim=0), r"^Data: out_dim must be an integer >= 1 or None, got 0"),
+        (lambda X, y: Data(X, seed="abc"), r"^Data: seed must be"),
+        (lambda X, y: Dataset(X, y, 2.5), r"^Dataset: batch_size must be an integer >= 1, got 2.5"),
+        (lambda X, y: Dataset(X, y, 2, seed=-1), r"^Dataset: seed must be None or an integer >= 0, got -1"),
+        (lambda X, y: initialize_dataset("no_such_dataset", batch_size=0), r"^initialize_dataset: batch_size must be"),
+        (lambda X, y: initialize_dataset(["iris"]), r"^initialize_dataset: name must be a string"),
+        (lambda X, y: initialize_dataset("iris", seed=None), r"^initialize_dataset: seed must be an integer >= 0"),
+    ],
+)
+def test_arguments_are_checked_before_anything_is_done(build, message):
+    from neural_networks.errors import InvalidParameterError
+
+    X, y = _toy(4)
+    with pytest.raises(InvalidParameterError, match=message):
+        build(X, y)
+
+
+def test_shape_mismatches_are_shape_errors():
+    from neural_networks.errors import ShapeError
+
+    X, y = _toy(4)
+    with pytest.raises(ShapeError, match="4 samples but 3 targets"):
+        iterate_minibatches(X, y[:3], 2)
+    with pytest.raises(ShapeError, match="at least one sample"):
+        Data(X[:0])
+    with pytest.raises(ShapeError, match="columns"):
+        Dataset(X, np.eye(3)[y], 2, test_set=X, test_labels=np.eye(4)[y])
+
+
+# ---------------------------------------------------------------- state
+
+def _json_round_trip(state):
+    """What a checkpoint does: arrays apart, the rest through JSON."""
+    import json
+
+    def encode(value):
+        if isinstance(value, dict):
+            return {k: encode(v) for k, v in value.items()}
+        return value.tolist() if isinstance(value, np.ndarray) else value
+
+    return json.loads(json.dumps(encode(state)))
+
+
+def test_data_state_dict_resumes_the_same_batches():
+    X, y = _toy(23)
+    original = Data(X, batch_size=5, labels=y, seed=11)
+    for _ in range(7):  # one epoch and two batches
+        original.sample()
+    state = original.state_dict()
+    assert set(state) == {"iteration", "order", "rng"} and state["iteration"] == 2
+    assert isinstance(state["order"], np.ndarray)
+    np.testing.assert_array_equal(X[state["order"]], original.data_)
+
+    resumed = Data(X, batch_size=5, labels=y, seed=99)
+    resumed.load_state_dict(_json_round_trip(state))
+    np.testing.assert_array_equal(resumed.data_, original.data_)
+    for _ in range(12):  # the rest of this epoch and two more
+        (xa, ya), (xb, yb) = original.sample(), resumed.sample()
+        np.testing.assert_array_equal(xa, xb)
+        np.testing.assert_array_equal(ya, yb)
+
+
+def test_dataset_state_dict_round_trips_and_refuses_another_layout():
+    from neural_networks.errors import InvalidParameterError
+
+    X, y = _toy(12)
+    original = Dataset(X, y, 5, validation_set=X[:4], validation_labels=y[:4], seed=3)
+    original.train.sample()
+    state = original.state_dict()
+    assert state["test"] is None and state["train"]["iteration"] == 1
+    resumed = Dataset(X, y, 5, validation_set=X[:4], validation_labels=y[:4], seed=4)
+    resumed.load_state_dict(state)
+    np.testing.assert_array_equal(resumed.train.sample()[0], original.train.sample()[0])
+    with pytest.raises(InvalidParameterError, match="the state has a validate set but this dataset has none"):
+        Dataset(X, y, 5, seed=3).load_state_dict(state)
+
+
+@pytest.mark.parametrize("change", [{"order": np.zeros(6, dtype=int)}, {"order": np.arange(5)},
+                                    {"iteration": 3}, {"iteration": True}, {"rng": {"bit_generator": "nope"}}])
+def test_data_load_state_dict_refuses_a_broken_state(change):
+    from neural_networks.errors import InvalidParameterError
+
+    X, y = _toy(6)
+    data = Data(X, batch_size=2, labels=y, seed=0)
+    with pytest.raises(InvalidParameterError, match="Data.load_state_dict"):
+        data.load_state_dict({**data.state_dict(), **change})
+    np.testing.assert_array_equal(data.data_, X)  # nothing changed
