@@ -125,7 +125,7 @@ def test_checkpoint_file_holds_the_optimizer_state_and_the_callbacks(tmp_path, o
     saved_stopper = archive.state["trainer"]["callbacks"][0]
     assert saved_stopper["type"] == "EarlyStopping"
     for name, value in stopper.best_weights.items():
-        np.testing.assert_array_equal(saved_stopper["state"]["arrays"][name], value)
+        np.testing.assert_array_equal(saved_stopper["state"]["best_weights"][name], value)
     assert archive.state["trainer"]["epoch"] == 3
     assert saved_optimizer["iterations"] == model.optimizer.iterations == 3 * 6
     assert archive.state["trainer"]["history"]["val_loss"] == history["val_loss"]

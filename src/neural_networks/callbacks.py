@@ -89,13 +89,6 @@ class Callback:
     def set_state(self, state: dict) -> None:
         self.load_state_dict(state)
 
-    def state_dict(self) -> dict:
-        """JSON-able values and arrays that resume this callback exactly."""
-        return self.get_state()
-
-    def load_state_dict(self, state: dict) -> None:
-        self.set_state(state)
-
 
 def _check_state(owner: Callback, state: Any, keys: tuple[str, ...]) -> None:
     if not isinstance(state, Mapping):
