@@ -24,6 +24,7 @@ import numpy as np
 
 from ..errors import InvalidParameterError, ShapeError
 from ..utils import integers_to_one_hot
+from ..utils.batches import batch_indices, batch_slice
 from ..utils.validation import BOOLEAN, Integral, Interval, validate_params
 from .loading import load_dataset
 
@@ -90,12 +91,8 @@ def iterate_minibatches(X, Y, batch_size: int, *, shuffle: bool = True, rng=None
 
 
 def _generate_batches(X, Y, batch_size, order):
-    for start in range(0, len(X), batch_size):
-        if order is None:
-            index = slice(start, start + batch_size)
-        else:
-            index = order[start:start + batch_size]
-        yield X[index], (None if Y is None else Y[index])
+    for rows in batch_indices(len(X), batch_size, order):
+        yield X[rows], (None if Y is None else Y[rows])
 
 
 # --------------------------------------------------------------------------
@@ -185,8 +182,7 @@ class Data:
         """
         if self.iteration == 0:
             self.shuffle()
-        start = self.iteration * self.batch_size
-        batch = slice(start, start + self.batch_size)
+        batch = batch_slice(self.n_samples, self.batch_size, self.iteration)
         X = self.data_[batch]
         Y = None if self.labels is None else self.labels[batch]
         self.iteration = (self.iteration + 1) % self.samples_per_epoch

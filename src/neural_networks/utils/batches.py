@@ -24,6 +24,12 @@ def batch_indices(n_samples: int, batch_size: int, order: np.ndarray | None = No
         yield slice(start, stop) if order is None else order[start:stop]
 
 
+def batch_slice(n_samples: int, batch_size: int, index: int) -> slice:
+    """The rows of batch number ``index`` (from 0) in natural order."""
+    start = index * batch_size
+    return slice(start, min(start + batch_size, n_samples))
+
+
 def n_batches(n_samples: int, batch_size: int) -> int:
     """How many batches ``batch_indices`` yields."""
     return -(-n_samples // batch_size)
