@@ -268,3 +268,17 @@ def test_the_checkpoint_before_the_first_epoch_of_an_unbuilt_model_is_usable(tmp
     reference = model_for("adam").build((4,))
     for name, value in reference.named_parameters().items():
         np.testing.assert_array_equal(saved.named_parameters()[name], value)
+
+
+def test_resuming_a_run_that_stopped_early_trains_no_more(tmp_path):
+    model = model_for("adam")
+    stopper = EarlyStopping(monitor="loss", patience=1, min_delta=1e9)  # nothing counts as better
+    history = fit(model, 10, [stopper], checkpoint=tmp_path / "ckpt.npz")
+    assert len(history.epochs) == 2  # the first sets the best, the second does not improve
+    weights = {k: v.copy() for k, v in model.named_parameters().items()}
+    resumed = model_for("adam")
+    history = fit(resumed, 10, [EarlyStopping(monitor="loss", patience=1, min_delta=1e9)],
+                  resume=tmp_path / "ckpt.npz")
+    assert history.epochs == [1, 2]
+    for name, value in weights.items():
+        np.testing.assert_array_equal(resumed.named_parameters()[name], value)

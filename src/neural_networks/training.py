@@ -153,6 +153,7 @@ class Trainer:
         self.resume = checkpoint_file(resume) if resume is not None else None
         self.history = History()
         self.start_epoch = 0
+        self.stopped_early = False
 
     # -- entry points -------------------------------------------------------------------------
     def fit(self, X, Y, validation_data=None, validation_split: float = 0.0) -> History:
@@ -187,8 +188,9 @@ class Trainer:
         if self.checkpoint is not None and self.start_epoch == 0:
             self._save(0)  # so an interrupted first epoch can be resumed too
         model.stop_training = False
+        first_epoch = self.epochs if self.stopped_early else self.start_epoch
         with model.mode(True):
-            for epoch in range(self.start_epoch, self.epochs):
+            for epoch in range(first_epoch, self.epochs):
                 logs = self._run_epoch(epoch, epoch_batches(epoch), n_samples, validation)
                 if self.checkpoint is not None:
                     self._save(epoch + 1)
@@ -264,6 +266,7 @@ class Trainer:
             "trainer": {
                 "epoch": int(completed_epochs),
                 "epochs": self.epochs,
+                "stopped_early": bool(model.stop_training),
                 "history": self.history.state_dict(),
                 "callbacks": [{"type": type(c).__name__, "state": c.state_dict()} for c in self.callbacks],
             },
@@ -291,6 +294,8 @@ class Trainer:
                 else:
                     callback.load_state_dict(entry["state"])
             self.start_epoch = int(trainer["epoch"])
+            # a run a callback ended (early stopping) stays ended: resuming trains no more
+            self.stopped_early = bool(trainer.get("stopped_early", False))
         except (KeyError, TypeError, ValueError) as error:
             raise FormatError(f"{path}: the checkpoint cannot be restored ({error})") from None
         model.metadata = dict(archive.metadata) or model.metadata
