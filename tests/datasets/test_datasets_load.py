@@ -265,3 +265,15 @@ def test_embedded_preprocessing_record_maps_raw_features_to_the_arrays(standardi
 def test_load_dataset_flags_must_be_bools(argument):
     with pytest.raises(ValueError, match=argument):
         load_dataset("iris", **{argument: "no"})
+
+
+def test_metadata_records_what_raw_inputs_need():
+    import json
+
+    s = load_dataset("digits", seed=7)
+    metadata = json.loads(json.dumps(s.metadata()))
+    assert metadata["dataset"] == "digits" and metadata["dataset_seed"] == 7
+    assert metadata["class_names"] == [str(i) for i in range(10)]
+    raw = load_dataset("digits", seed=7, standardize=False)
+    record = Standardizer.from_state(metadata["preprocessing"])
+    np.testing.assert_allclose(record.transform(raw.X_val), s.X_val, rtol=1e-5, atol=1e-5)

@@ -44,9 +44,11 @@ class Splits:
         Everything done to the values as stored (8-bit pixels, raw features) to
         give the arrays above, as one ``(X * scale - mean) / std``: the
         standardiser when ``standardize``, else the division by 255 of
-        ``scale_pixels`` (or nothing: scale 1, mean 0, std 1). Save
-        ``preprocessing.get_state()`` with a model (``model.metadata["preprocessing"]``)
-        so that raw inputs can be prepared for it later, e.g. by the command line.
+        ``scale_pixels`` (or nothing: scale 1, mean 0, std 1). :meth:`metadata`
+        records it with a model, so that raw inputs can be prepared for it later
+        (e.g. by the command line).
+    seed : int or None
+        Seed of the split, as passed to :func:`load_dataset`.
     """
 
     X_train: np.ndarray
@@ -59,6 +61,7 @@ class Splits:
     standardizer: Standardizer | None
     name: str
     preprocessing: Standardizer | None = None
+    seed: int | None = None
 
     @property
     def n_classes(self) -> int:
@@ -69,6 +72,19 @@ class Splits:
     def input_shape(self) -> tuple[int, ...]:
         """Shape of one input sample (without the batch axis)."""
         return tuple(self.X_train.shape[1:])
+
+    def metadata(self) -> dict:
+        """What a model trained on these splits needs to be applied to raw data later, as
+        JSON-able values: the dataset's name, the split's seed, the class names and the
+        preprocessing record. ``model.metadata.update(data.metadata())`` before
+        ``model.save(...)`` lets ``neural-networks evaluate`` and ``predict`` prepare raw
+        inputs exactly as these splits were prepared."""
+        return {
+            "dataset": self.name,
+            "dataset_seed": self.seed,
+            "class_names": list(self.class_names),
+            "preprocessing": None if self.preprocessing is None else self.preprocessing.get_state(),
+        }
 
     def __repr__(self) -> str:
         return (
@@ -150,12 +166,15 @@ def load_dataset(
             raise ValueError(
                 f"validation_size + test_size must be below 1, got {validation_size + test_size}"
             )
-        return _embedded_splits(name, rng, validation_size, test_size, flatten, standardize)
-    if name in FILE_DATASETS:
+        splits = _embedded_splits(name, rng, validation_size, test_size, flatten, standardize)
+    elif name in FILE_DATASETS:
         official = _load_official(name, data_dir)
-        return _file_splits(name, official, rng, validation_size, flatten, standardize,
-                            pixel_divisor=255 if scale_pixels else 1)
-    raise unknown_name("load_dataset name", name, DATASET_NAMES)
+        splits = _file_splits(name, official, rng, validation_size, flatten, standardize,
+                              pixel_divisor=255 if scale_pixels else 1)
+    else:
+        raise unknown_name("load_dataset name", name, DATASET_NAMES)
+    splits.seed = seed
+    return splits
 
 
 def _check_fraction(label: str, value: float) -> None:
