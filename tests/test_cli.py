@@ -22,12 +22,17 @@ RUN_FILES = {"model.npz", "best.npz", "last.npz", "history.json", "metrics.json"
              "curves.png", "confusion_matrix.png", "filters.png"}
 
 
+#: the folder holding the package under test, so the command runs that same package
+PACKAGE_ROOT = str(Path(nn.__file__).resolve().parents[1])
+
+
 def run_cli(*args, cwd, timeout=180):
     env = dict(os.environ, MPLBACKEND="Agg", OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
                MKL_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [PACKAGE_ROOT, env.get("PYTHONPATH")]))
     env.pop("NEURAL_NETWORKS_DATA", None)
     return subprocess.run([sys.executable, "-m", "neural_networks", *map(str, args)], cwd=cwd,
-                          env=env, capture_output=True, text=True, timeout=timeout)
+                          env=env, capture_output=True, text=True, timeout=timeout, umask=0o022)
 
 
 def assert_usage_error(result, *fragments):
@@ -74,6 +79,9 @@ def test_train_writes_exactly_one_complete_run_folder(digits_run):
     assert {p.name for p in run.iterdir()} == RUN_FILES
     for png in ("curves.png", "confusion_matrix.png", "filters.png"):
         assert (run / png).read_bytes().startswith(PNG_SIGNATURE), png
+    # every file gets the mode open() gives under the umask 022 the command ran with
+    assert {p.name: oct(p.stat().st_mode & 0o777) for p in run.iterdir()} == {
+        name: oct(0o644) for name in RUN_FILES}
 
     metrics = json.loads((run / "metrics.json").read_text())
     history = json.loads((run / "history.json").read_text())
@@ -136,7 +144,7 @@ def test_predict_writes_one_csv_row_per_sample(digits_run):
     from neural_networks.datasets import Standardizer
 
     model = nn.load(run / "model.npz")
-    standardizer = Standardizer.from_state(model.metadata["standardizer"])
+    standardizer = Standardizer.from_state(model.metadata["preprocessing"])
     probabilities = model.predict(standardizer.transform(raw.reshape(12, 8, 8, 1)))
     assert [int(row["class_id"]) for row in rows] == np.argmax(probabilities, axis=1).tolist()
     assert [row["class_name"] for row in rows] == [str(np.argmax(p)) for p in probabilities]
@@ -244,3 +252,407 @@ def test_missing_mnist_files_exit_2_naming_the_expected_files(tmp_path):
                               "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", str(empty))
     assert "download" in line.lower()  # says that nothing is downloaded
     assert run_folders(tmp_path / "runs") == []
+
+
+# -- in-process helpers: the same main() the console script calls ------------------------------------------
+from neural_networks import cli  # noqa: E402
+
+
+def call_main(capsys, *args):
+    """Run ``cli.main`` in this process; (exit code, stdout, stderr)."""
+    try:
+        code = cli.main([str(a) for a in args])
+    except KeyboardInterrupt:  # would stop the whole test session
+        pytest.fail("KeyboardInterrupt escaped from the command")
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def one_error_line(code, err, *fragments):
+    assert code == 2, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
+
+
+def small_model_file(path, input_shape, n_classes=3, metadata="identity"):
+    """A saved Flatten → softmax model for samples of ``input_shape``."""
+    from neural_networks.datasets import Standardizer
+    from neural_networks.layers import Flatten, FullyConnected
+
+    model = nn.NeuralNetwork([Flatten(), FullyConnected(n_classes, "softmax")], seed=0)
+    model.build(input_shape)
+    if metadata == "identity":
+        metadata = {"preprocessing": Standardizer(0.0, 1.0).get_state()}  # the identity
+    model.metadata = metadata or {}
+    model.save(path)
+    return model
+
+
+# -- issue: predict never writes over its inputs ---------------------------------------------------------
+def test_predict_refuses_to_write_over_its_inputs_or_the_model(tmp_path, capsys):
+    small_model_file(tmp_path / "m.npz", (4,))
+    X = np.random.default_rng(0).standard_normal((5, 4))
+    np.save(tmp_path / "x.npy", X)
+    before = (tmp_path / "x.npy").read_bytes()
+    for output in ("x.npy", "m.npz", "./sub/../x.npy"):
+        (tmp_path / "sub").mkdir(exist_ok=True)
+        code, _, err = call_main(capsys, "predict", tmp_path / "m.npz", tmp_path / "x.npy",
+                                 "--output", tmp_path / output)
+        one_error_line(code, err, "refusing to write over it")
+    os.link(tmp_path / "x.npy", tmp_path / "hard-link.npy")
+    code, _, err = call_main(capsys, "predict", tmp_path / "m.npz", tmp_path / "x.npy",
+                             "--output", tmp_path / "hard-link.npy")
+    one_error_line(code, err, "the inputs")
+    assert (tmp_path / "x.npy").read_bytes() == before
+    np.testing.assert_array_equal(np.load(tmp_path / "x.npy"), X)
+
+
+# -- issue: the preprocessing travels with the model -------------------------------------------------------
+def test_a_model_saved_from_python_needs_its_preprocessing_record(tmp_path, capsys):
+    from neural_networks.datasets import load_dataset
+    from neural_networks.layers import Flatten, FullyConnected
+    from neural_networks.optimizers import Adam
+
+    data = load_dataset("digits", seed=0)  # standardised, as in the README's example
+    model = nn.NeuralNetwork([Flatten(), FullyConnected(10, "softmax")], optimizer=Adam(lr=1e-2), seed=0)
+    model.fit(data.X_train, data.y_train, epochs=5, verbose=0)
+    expected = model.evaluate(data.X_test, data.y_test)
+    model.save(tmp_path / "digits.npz")
+    code, _, err = call_main(capsys, "evaluate", tmp_path / "digits.npz", "--dataset", "digits")
+    one_error_line(code, err, "records no preprocessing", "model.metadata.update(data.metadata())",
+                   "--no-preprocessing")
+    np.save(tmp_path / "x.npy", data.X_test[:3])
+    code, _, err = call_main(capsys, "predict", tmp_path / "digits.npz", tmp_path / "x.npy")
+    one_error_line(code, err, "records no preprocessing")
+
+    model.metadata.update(data.metadata())
+    model.save(tmp_path / "digits.npz")
+    code, out, err = call_main(capsys, "evaluate", tmp_path / "digits.npz")  # dataset recorded too
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["test_accuracy"] == pytest.approx(expected["accuracy"], abs=1e-12)
+    assert report["test_loss"] == pytest.approx(expected["loss"], rel=1e-5)
+    assert expected["accuracy"] > 0.8
+
+    # --no-preprocessing feeds the stored values as they are: the raw 0-16 pixels here
+    code, out, err = call_main(capsys, "evaluate", tmp_path / "digits.npz", "--no-preprocessing")
+    assert code == 0, err
+    raw = load_dataset("digits", seed=0, standardize=False)
+    assert json.loads(out)["test_accuracy"] == pytest.approx(
+        model.evaluate(raw.X_test, raw.y_test)["accuracy"], abs=1e-12)
+
+
+def test_predict_reads_the_record_of_earlier_versions(tmp_path, capsys):
+    from neural_networks.datasets import Standardizer
+
+    record = Standardizer(mean=[1.0, 2.0, 3.0, 4.0], std=[2.0, 2.0, 4.0, 4.0])
+    model = small_model_file(tmp_path / "m.npz", (4,), metadata={"standardizer": record.get_state()})
+    X = np.random.default_rng(1).standard_normal((6, 4))
+    np.save(tmp_path / "x.npy", X)
+    code, _, err = call_main(capsys, "predict", tmp_path / "m.npz", tmp_path / "x.npy")
+    assert code == 0, err
+    with open(tmp_path / "x.predictions.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    expected = model.predict(record.transform(X))
+    assert [int(r["class_id"]) for r in rows] == np.argmax(expected, axis=1).tolist()
+
+
+def test_evaluate_a_file_dataset_without_rescaling_twice(tmp_path, capsys):
+    """MNIST files are 8-bit: the model's record scales them; nothing else does."""
+    import struct
+
+    rng = np.random.default_rng(0)
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+
+    def write_idx(name, array):
+        header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}i", *array.shape)
+        (data_dir / name).write_bytes(header + array.astype(np.uint8).tobytes())
+
+    for prefix, n in (("train", 60), ("t10k", 30)):
+        labels = np.arange(n) % 10
+        images = rng.integers(0, 40, (n, 28, 28)) + labels[:, None, None] * 20  # learnable
+        write_idx(f"{prefix}-images-idx3-ubyte", images)
+        write_idx(f"{prefix}-labels-idx1-ubyte", labels)
+    code, out, err = call_main(capsys, "train", "--dataset", "MNIST", "--model", "mlp", "--epochs", 3,
+                               "--data-dir", data_dir, "--runs-dir", tmp_path / "runs", "--verbose", 0)
+    assert code == 0, err
+    (run,) = run_folders(tmp_path / "runs")
+    metrics = json.loads((run / "metrics.json").read_text())
+    code, out, err = call_main(capsys, "evaluate", run, "--data-dir", data_dir)
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["dataset"] == "mnist" and report["n_samples"] == 30
+    assert report["test_accuracy"] == metrics["test_accuracy"]
+    assert report["test_loss"] == pytest.approx(metrics["test_loss"], rel=1e-6)
+
+
+# -- issue: only flat vectors are reshaped -----------------------------------------------------------------
+def test_predict_reshapes_flat_vectors_only(tmp_path, capsys):
+    model = small_model_file(tmp_path / "m.npz", (4, 4, 3))
+    rng = np.random.default_rng(2)
+    nchw = rng.standard_normal((5, 3, 4, 4))
+    np.save(tmp_path / "nchw.npy", nchw)
+    code, _, err = call_main(capsys, "predict", tmp_path / "m.npz", tmp_path / "nchw.npy")
+    one_error_line(code, err, "(4, 4, 3)", "(5, 3, 4, 4)")
+    assert not (tmp_path / "nchw.predictions.csv").exists()
+
+    nhwc = rng.standard_normal((5, 4, 4, 3))
+    expected = np.argmax(model.predict(nhwc), axis=1).tolist()
+    for name, X in (("flat", nhwc.reshape(5, -1)), ("nhwc", nhwc), ("one", nhwc[0])):
+        np.save(tmp_path / f"{name}.npy", X)
+        code, _, err = call_main(capsys, "predict", tmp_path / "m.npz", tmp_path / f"{name}.npy")
+        assert code == 0, err
+        with open(tmp_path / f"{name}.predictions.csv", newline="") as handle:
+            ids = [int(row["class_id"]) for row in csv.DictReader(handle)]
+        assert ids == (expected[:1] if name == "one" else expected)
+
+
+# -- issue: config values get the checks flags get, messages name the key ----------------------------------
+@pytest.mark.parametrize(
+    "line, key",
+    [("lr = true", "lr"), ("verbose = 7", "verbose"), ('model = ["mlp"]', "model"),
+     ('seed = "abc"', "seed"), ("seed = -1", "seed"), ("runs_dir = 5", "runs_dir"),
+     ("epochs = true", "epochs"), ("batch-size = 2.5", "batch-size"), ('optimizer = "nope"', "optimizer"),
+     ('dataset = 3', "dataset"), ("lr = nan", "lr")],
+)
+def test_config_values_are_checked_and_named(tmp_path, capsys, monkeypatch, line, key):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bad.toml").write_text(line + "\n")
+    code, _, err = call_main(capsys, "train", "--config", "bad.toml")
+    message = one_error_line(code, err, f"'bad.toml': {key} must be")
+    assert f"--{key}" not in message
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("args, fragment", [(["--seed", "-1"], "--seed must be an integer >= 0"),
+                                            (["--verbose", "3"], "--verbose must be"),
+                                            (["--lr", "inf"], "--lr must be a finite number")])
+def test_flag_values_are_checked_before_anything_runs(tmp_path, capsys, monkeypatch, args, fragment):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = call_main(capsys, "train", *args)
+    one_error_line(code, err, fragment)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_names_take_any_case_for_every_flag(tmp_path, capsys):
+    code, out, err = call_main(capsys, "train", "--dataset", "IRIS", "--model", "MLP", "--optimizer",
+                               "SGD", "--epochs", 1, "--verbose", 0, "--runs-dir", tmp_path)
+    assert code == 0, err
+    (run,) = run_folders(tmp_path)
+    settings = json.loads((run / "metrics.json").read_text())["settings"]
+    assert (settings["dataset"], settings["model"], settings["optimizer"]) == ("iris", "mlp", "sgd")
+
+
+# -- issue: crashes that must be one line ------------------------------------------------------------------
+def test_predict_on_an_npz_archive_is_one_line(tmp_path):
+    small_model_file(tmp_path / "m.npz", (4,))
+    np.savez(tmp_path / "arch.npz", X=np.zeros((2, 4)))
+    assert_usage_error(run_cli("predict", "m.npz", "arch.npz", cwd=tmp_path), "arch.npz", ".npy")
+
+
+def test_runs_dir_that_is_a_file_is_refused_before_loading_data(tmp_path, capsys, monkeypatch):
+    import neural_networks.datasets as datasets
+
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: pytest.fail("data loaded"))
+    (tmp_path / "a-file").write_text("")
+    for runs_dir in ("a-file", "a-file/runs"):
+        code, _, err = call_main(capsys, "train", "--runs-dir", tmp_path / runs_dir, "--verbose", 0)
+        one_error_line(code, err, "--runs-dir", "a-file", "is a file")
+
+
+def test_unwritable_runs_dir_is_refused_before_loading_data(tmp_path, capsys, monkeypatch):
+    import neural_networks.datasets as datasets
+
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: pytest.fail("data loaded"))
+    # what os.access reports for a read-only file system (or a folder without write permission)
+    monkeypatch.setattr(cli.os, "access", lambda path, mode: False)
+    code, _, err = call_main(capsys, "train", "--runs-dir", tmp_path / "runs", "--verbose", 0)
+    one_error_line(code, err, "--runs-dir", "cannot write in", str(tmp_path))
+
+
+@pytest.mark.skipif(os.geteuid() == 0 if hasattr(os, "geteuid") else True,
+                    reason="needs a user that folder permissions apply to")
+def test_read_only_folder_is_refused_for_real(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        assert_usage_error(run_cli("train", "--runs-dir", locked / "runs", cwd=tmp_path), "cannot write")
+    finally:
+        locked.chmod(0o755)
+
+
+def test_predict_output_folder_and_unwritable_places(tmp_path, capsys, monkeypatch):
+    small_model_file(tmp_path / "m.npz", (4,))
+    np.save(tmp_path / "x.npy", np.zeros((2, 4)))
+    (tmp_path / "out").mkdir()
+    code, _, err = call_main(capsys, "predict", tmp_path / "m.npz", tmp_path / "x.npy",
+                             "--output", tmp_path / "out")
+    one_error_line(code, err, "--output", "is a folder")
+    real_access = os.access
+    monkeypatch.setattr(cli.os, "access", lambda path, mode: Path(path) != tmp_path and real_access(path, mode))
+    code, _, err = call_main(capsys, "predict", tmp_path / "m.npz", tmp_path / "x.npy")
+    one_error_line(code, err, "cannot write in", "--output")
+    code, _, err = call_main(capsys, "predict", tmp_path / "m.npz", tmp_path / "x.npy",
+                             "--output", tmp_path / "out" / "p.csv")
+    assert code == 0, err
+    assert len((tmp_path / "out" / "p.csv").read_text().splitlines()) == 3
+
+
+def test_errors_of_the_system_about_a_path_are_one_line_others_are_bugs(capsys, monkeypatch, tmp_path):
+    import errno
+
+    small_model_file(tmp_path / "m.npz", (4,))
+
+    def failing(error):
+        def load_model(path):
+            raise error
+        return load_model
+
+    import neural_networks.serialization as serialization
+
+    for error in (OSError(errno.EROFS, "Read-only file system", "runs/x"),
+                  PermissionError(errno.EACCES, "Permission denied", "m.npz"),
+                  nn.FormatError("m.npz: not a model file")):
+        monkeypatch.setattr(serialization, "read_model", failing(error))
+        code, _, err = call_main(capsys, "evaluate", tmp_path / "m.npz", "--dataset", "iris")
+        one_error_line(code, err, "m.npz" if "m.npz" in str(error) else "Read-only file system")
+    for bug in (ValueError("a bug"), TypeError("a bug"), KeyError("a bug"), OSError(errno.EIO, "I/O error")):
+        monkeypatch.setattr(serialization, "read_model", failing(bug))
+        with pytest.raises(type(bug)):
+            cli.main(["evaluate", str(tmp_path / "m.npz"), "--dataset", "iris"])
+
+
+def test_a_bug_shows_its_traceback_and_exit_code_1(tmp_path):
+    """A ValueError raised by no check of the library is a bug, not a user's mistake."""
+    small_model_file(tmp_path / "m.npz", (4,))
+    np.save(tmp_path / "x.npy", np.zeros((2, 4)))
+    script = ("import sys, neural_networks.cli as cli, neural_networks.serialization as s\n"
+              "def load(path): raise ValueError('internal bug')\n"
+              "s.read_model = load\n"
+              "sys.exit(cli.main(['predict', 'm.npz', 'x.npy']))\n")
+    env = dict(os.environ, PYTHONPATH=PACKAGE_ROOT)
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert "Traceback" in result.stderr and "ValueError: internal bug" in result.stderr
+
+
+# -- issue: Ctrl-C outside training is one line ------------------------------------------------------------
+def interrupt(*args, **kwargs):
+    raise KeyboardInterrupt
+
+
+def test_ctrl_c_during_start_up_is_one_line(tmp_path, capsys, monkeypatch):
+    import neural_networks.datasets as datasets
+
+    monkeypatch.setattr(datasets, "load_dataset", interrupt)
+    code, _, err = call_main(capsys, "train", "--runs-dir", tmp_path / "runs", "--verbose", 0)
+    assert code == 130
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert lines == ["neural-networks train: interrupted before training started; nothing was written"]
+    assert run_folders(tmp_path / "runs") == []
+
+
+def test_ctrl_c_during_plotting_is_one_line_and_keeps_the_results(tmp_path, capsys, monkeypatch):
+    from neural_networks import plotting
+
+    monkeypatch.setattr(plotting, "plot_history", interrupt)
+    code, _, err = call_main(capsys, *IRIS_ARGS, "--epochs", 1, "--runs-dir", tmp_path)
+    assert code == 130
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "while drawing the plots" in lines[0] and "model.npz" in lines[0]
+    (run,) = run_folders(tmp_path)
+    assert {"model.npz", "metrics.json"} <= {p.name for p in run.iterdir()}
+
+
+# -- issue: resume records the new total, and refuses what it cannot do ---------------------------------
+IRIS_ARGS = ("train", "--dataset", "iris", "--model", "mlp", "--seed", 3, "--batch-size", 16,
+             "--verbose", 0)
+
+
+def interrupt_after_epoch(monkeypatch, stop_epoch):
+    """Ctrl-C right after epoch ``stop_epoch`` (1-based) has been logged."""
+    from neural_networks.callbacks import JSONLogger
+
+    original = JSONLogger.on_epoch_end
+
+    def on_epoch_end(self, epoch, logs):
+        original(self, epoch, logs)
+        if epoch + 1 == stop_epoch:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(JSONLogger, "on_epoch_end", on_epoch_end)
+
+
+def checkpoint_header(run):
+    return json.loads(np.load(run / "last.npz")["__header__"].tobytes())
+
+
+def test_resume_records_the_new_total_and_the_hint_continues(tmp_path, capsys, monkeypatch):
+    code, _, err = call_main(capsys, *IRIS_ARGS, "--epochs", 2, "--runs-dir", tmp_path)
+    assert code == 0, err
+    (run,) = run_folders(tmp_path)
+
+    interrupt_after_epoch(monkeypatch, 4)
+    code, _, err = call_main(capsys, "train", "--resume", run, "--epochs", 100000)
+    assert code == 130
+    hint = err.strip().splitlines()[-1].strip()
+    assert hint == f"neural-networks train --resume {run}"
+    header = checkpoint_header(run)
+    assert header["metadata"]["train_settings"]["epochs"] == 100000
+    assert header["state"]["trainer"]["epoch"] == 3  # the checkpoint follows the logger: epoch 4 unsaved
+
+    monkeypatch.undo()
+    interrupt_after_epoch(monkeypatch, 6)
+    code, _, err = call_main(capsys, *hint.split()[1:])  # the printed hint, as typed
+    assert code == 130, err  # it trained on (epochs 4 to 6) instead of stopping at once
+    assert len(json.loads((run / "history.json").read_text())) == 6
+    assert checkpoint_header(run)["state"]["trainer"]["epoch"] == 5
+
+    monkeypatch.undo()
+    code, _, err = call_main(capsys, "train", "--resume", run, "--epochs", 7)
+    assert code == 0, err
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["epochs"] == 7 and metrics["settings"]["epochs"] == 7
+
+
+def test_resume_refuses_what_it_cannot_do(tmp_path, capsys):
+    code, _, err = call_main(capsys, *IRIS_ARGS, "--epochs", 3, "--runs-dir", tmp_path)
+    assert code == 0, err
+    (run,) = run_folders(tmp_path)
+    before = (run / "last.npz").read_bytes()
+    (tmp_path / "typo.toml").write_text("epochz = 5\n")
+    for args, fragments in (
+        (["--config", tmp_path / "typo.toml"], ["--config"]),
+        (["--epochs", 2], ["--epochs 2", "already completed 3 epochs"]),
+        ([], ["finished all its 3 epochs", "--epochs"]),
+        (["--epochs", 3], ["finished all its 3 epochs"]),
+        (["--optimizer", "SGD"], ["--optimizer"]),
+    ):
+        code, _, err = call_main(capsys, "train", "--resume", run, *args)
+        one_error_line(code, err, *fragments)
+    # the same settings in another case are no change
+    code, _, err = call_main(capsys, "train", "--resume", run, "--optimizer", "ADAM", "--epochs", 4)
+    assert code == 0, err
+    assert (run / "last.npz").read_bytes() != before
+    code, _, err = call_main(capsys, "train", "--resume", tmp_path / "nowhere")
+    one_error_line(code, err, "nowhere")
+
+
+# -- issue: --help and --version ----------------------------------------------------------------------------
+def test_help_has_no_markup_and_version_is_printed(capsys):
+    for args in ([], ["train"], ["evaluate"], ["predict"]):
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main([*args, "--help"])
+        assert exit_info.value.code == 0
+        text = capsys.readouterr().out
+        assert "usage: neural-networks" in text and "`" not in text, text
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"neural-networks {nn.__version__}"

@@ -1,4 +1,5 @@
-"""utils: AttrDict, integers_to_one_hot, check_gradients / numerical_gradient, feature scaling."""
+"""utils: AttrDict, integers_to_one_hot, check_gradients / numerical_gradient, feature scaling,
+atomic file writes."""
 
 import numpy as np
 import pytest
@@ -144,3 +145,68 @@ def test_a_mapping_constraint_reads_as_a_dict():
     assert validate_parameter("SGD", "lr_scheduler", {"type": "cosine"}, [None, Mapping]) == {"type": "cosine"}
     with pytest.raises(InvalidParameterError, match=r"^SGD: lr_scheduler must be None or a dict, got 3 \(int\)$"):
         validate_parameter("SGD", "lr_scheduler", 3, [None, Mapping])
+
+
+# -- atomic file writes -------------------------------------------------------------------------------
+@pytest.fixture
+def umask():
+    """Set the process umask for one test and restore it afterwards."""
+    import os
+
+    previous = os.umask(0o022)
+    yield lambda mask: os.umask(mask)
+    os.umask(previous)
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o077, 0o002, 0o000, 0o027])
+@pytest.mark.parametrize("writer", ["atomic_file", "write_json_atomic"])
+def test_atomic_writes_give_a_new_file_the_mode_open_would(tmp_path, umask, mask, writer):
+    import os
+    import stat
+
+    from neural_networks.utils.files import atomic_file, current_umask, write_json_atomic
+
+    umask(mask)
+    assert current_umask() == mask
+    with open(tmp_path / "plain.txt", "w") as handle:  # the oracle: what open() does
+        handle.write("x")
+    if writer == "atomic_file":
+        with atomic_file(tmp_path / "atomic.bin") as handle:
+            handle.write(b"x")
+    else:
+        write_json_atomic(tmp_path / "atomic.bin", {"x": 1})
+    mode = lambda name: stat.S_IMODE(os.stat(tmp_path / name).st_mode)  # noqa: E731
+    assert mode("atomic.bin") == mode("plain.txt") == 0o666 & ~mask
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_atomic_write_over_a_file_keeps_its_mode_as_open_does(tmp_path, umask):
+    import os
+    import stat
+
+    from neural_networks.utils.files import atomic_file
+
+    umask(0o022)
+    for name in ("plain.txt", "atomic.bin"):
+        (tmp_path / name).write_bytes(b"old")
+        os.chmod(tmp_path / name, 0o640)
+    with open(tmp_path / "plain.txt", "w") as handle:
+        handle.write("new")
+    with atomic_file(tmp_path / "atomic.bin") as handle:
+        handle.write(b"new")
+    mode = lambda name: stat.S_IMODE(os.stat(tmp_path / name).st_mode)  # noqa: E731
+    assert mode("atomic.bin") == mode("plain.txt") == 0o640
+    assert (tmp_path / "atomic.bin").read_bytes() == b"new"
+
+
+def test_failed_atomic_write_leaves_the_old_file_and_no_temporary(tmp_path):
+    from neural_networks.utils.files import atomic_file
+
+    target = tmp_path / "model.npz"
+    target.write_bytes(b"old")
+    with pytest.raises(RuntimeError, match="boom"):
+        with atomic_file(target) as handle:
+            handle.write(b"half")
+            raise RuntimeError("boom")
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["model.npz"]

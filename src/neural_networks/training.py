@@ -298,7 +298,7 @@ class Trainer:
             self.stopped_early = bool(trainer.get("stopped_early", False))
         except (KeyError, TypeError, ValueError) as error:
             raise FormatError(f"{path}: the checkpoint cannot be restored ({error})") from None
-        model.metadata = dict(archive.metadata) or model.metadata
+        model.metadata = {**archive.metadata, **model.metadata}  # what the caller set wins
 
     def _check_same_architecture(self, path: Path, saved: dict) -> None:
         current = json.loads(json.dumps(self.model.get_config()))

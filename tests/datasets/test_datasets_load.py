@@ -208,3 +208,72 @@ def test_file_set_without_standardisation_is_scaled_to_unit_range(tmp_path, form
 def test_missing_file_set_raises_not_found(tmp_path):
     with pytest.raises(FileNotFoundError, match="never downloads"):
         load_dataset("fashion_mnist", data_dir=tmp_path)
+
+
+# ---------------------------------------------------------------- the preprocessing record
+
+
+def _through_json(standardizer):
+    import json
+
+    return Standardizer.from_state(json.loads(json.dumps(standardizer.get_state())))
+
+
+@pytest.mark.parametrize("standardize", [True, False])
+@pytest.mark.parametrize("scale_pixels", [True, False])
+@pytest.mark.parametrize("flatten", [False, True])
+def test_file_set_preprocessing_record_maps_stored_pixels_to_the_arrays(
+        tmp_path, formats, standardize, scale_pixels, flatten):
+    written = formats.make_mnist_folder(tmp_path)
+    s = load_dataset("mnist", data_dir=tmp_path, standardize=standardize,
+                     scale_pixels=scale_pixels, flatten=flatten)
+    stored = written["test_images"][..., None]
+    if flatten:
+        stored = stored.reshape(len(stored), -1)
+    record = _through_json(s.preprocessing)
+    np.testing.assert_allclose(record.transform(stored), s.X_test, rtol=1e-6, atol=1e-6)
+    assert (s.standardizer is not None) == standardize
+    if not standardize:
+        expected = written["test_images"] / 255 if scale_pixels else written["test_images"]
+        np.testing.assert_allclose(s.X_test.reshape(expected.shape), expected, rtol=1e-7)
+        assert s.preprocessing.scale == pytest.approx(1 / 255 if scale_pixels else 1.0)
+
+
+def test_stored_pixels_come_back_exactly_without_scaling(tmp_path, formats):
+    written = formats.make_mnist_folder(tmp_path)
+    s = load_dataset("mnist", data_dir=tmp_path, standardize=False, scale_pixels=False)
+    assert s.X_test.dtype == np.float32
+    np.testing.assert_array_equal(s.X_test[..., 0], written["test_images"])
+    # the scale of a standardiser follows scale_pixels; the standardised data do not
+    scaled = load_dataset("mnist", data_dir=tmp_path)
+    unscaled = load_dataset("mnist", data_dir=tmp_path, scale_pixels=False)
+    assert scaled.standardizer.scale == pytest.approx(1 / 255) and unscaled.standardizer.scale == 1
+    np.testing.assert_allclose(unscaled.X_test, scaled.X_test, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("standardize", [True, False])
+def test_embedded_preprocessing_record_maps_raw_features_to_the_arrays(standardize):
+    s = load_dataset("wine", seed=5, standardize=standardize)
+    raw = load_dataset("wine", seed=5, standardize=False, scale_pixels=False)
+    record = _through_json(s.preprocessing)
+    np.testing.assert_allclose(record.transform(raw.X_test), s.X_test, rtol=1e-5, atol=1e-5)
+    if not standardize:
+        assert s.preprocessing.scale == 1 and float(s.preprocessing.mean) == 0
+
+
+@pytest.mark.parametrize("argument", ["standardize", "scale_pixels"])
+def test_load_dataset_flags_must_be_bools(argument):
+    with pytest.raises(ValueError, match=argument):
+        load_dataset("iris", **{argument: "no"})
+
+
+def test_metadata_records_what_raw_inputs_need():
+    import json
+
+    s = load_dataset("digits", seed=7)
+    metadata = json.loads(json.dumps(s.metadata()))
+    assert metadata["dataset"] == "digits" and metadata["dataset_seed"] == 7
+    assert metadata["class_names"] == [str(i) for i in range(10)]
+    raw = load_dataset("digits", seed=7, standardize=False)
+    record = Standardizer.from_state(metadata["preprocessing"])
+    np.testing.assert_allclose(record.transform(raw.X_val), s.X_val, rtol=1e-5, atol=1e-5)

@@ -8,13 +8,15 @@ corrupt file happens to trigger.
 
 from __future__ import annotations
 
+from ..errors import NeuralNetworksError
+
 __all__ = ["DatasetError", "DatasetNotFoundError", "MissingDependencyError", "INSTALL_HINT"]
 
 #: The one command that installs the optional dependency of the embedded datasets.
 INSTALL_HINT = 'pip install "neural-networks[datasets]"'
 
 
-class DatasetError(ValueError):
+class DatasetError(NeuralNetworksError, ValueError):
     """A dataset could not be loaded: the data are missing, malformed or inconsistent."""
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import unknown_name
+from ..utils.validation import check_bool
 from .embedded import EMBEDDED_DATASETS, load_embedded
 from .files import OfficialSplit, load_cifar10, load_mnist
 from .preprocessing import Standardizer, stratified_split
@@ -39,6 +40,15 @@ class Splits:
         None when ``standardize=False``.
     name : str
         Dataset name as passed to :func:`load_dataset`.
+    preprocessing : Standardizer or None
+        Everything done to the values as stored (8-bit pixels, raw features) to
+        give the arrays above, as one ``(X * scale - mean) / std``: the
+        standardiser when ``standardize``, else the division by 255 of
+        ``scale_pixels`` (or nothing: scale 1, mean 0, std 1). :meth:`metadata`
+        records it with a model, so that raw inputs can be prepared for it later
+        (e.g. by the command line).
+    seed : int or None
+        Seed of the split, as passed to :func:`load_dataset`.
     """
 
     X_train: np.ndarray
@@ -50,6 +60,8 @@ class Splits:
     class_names: list[str]
     standardizer: Standardizer | None
     name: str
+    preprocessing: Standardizer | None = None
+    seed: int | None = None
 
     @property
     def n_classes(self) -> int:
@@ -60,6 +72,19 @@ class Splits:
     def input_shape(self) -> tuple[int, ...]:
         """Shape of one input sample (without the batch axis)."""
         return tuple(self.X_train.shape[1:])
+
+    def metadata(self) -> dict:
+        """What a model trained on these splits needs to be applied to raw data later, as
+        JSON-able values: the dataset's name, the split's seed, the class names and the
+        preprocessing record. ``model.metadata.update(data.metadata())`` before
+        ``model.save(...)`` lets ``neural-networks evaluate`` and ``predict`` prepare raw
+        inputs exactly as these splits were prepared."""
+        return {
+            "dataset": self.name,
+            "dataset_seed": self.seed,
+            "class_names": list(self.class_names),
+            "preprocessing": None if self.preprocessing is None else self.preprocessing.get_state(),
+        }
 
     def __repr__(self) -> str:
         return (
@@ -79,6 +104,7 @@ def load_dataset(
     flatten: bool = False,
     standardize: bool = True,
     data_dir: str | os.PathLike | None = None,
+    scale_pixels: bool = True,
 ) -> Splits:
     """Load a classification dataset split into train, validation and test sets.
 
@@ -103,11 +129,19 @@ def load_dataset(
         Return images as vectors ``(N, H*W*C)`` instead of ``(N, H, W, C)``.
     standardize : bool
         Standardise with statistics of the training split only: per feature
-        for tabular data and digits, per channel (after dividing by 255) for
-        the file image sets.  When False, tabular data and digits stay raw and
-        file images are only divided by 255.
+        for tabular data and digits, per channel for the file image sets.
+        When False, tabular data and digits stay raw and file images are only
+        divided by 255 (see ``scale_pixels``).
     data_dir : str or path-like, optional
         Folder of the file datasets; default ``$NEURAL_NETWORKS_DATA`` or ``./data``.
+    scale_pixels : bool
+        Divide the 8-bit pixels of the file image sets by 255.  With
+        ``standardize`` it sets the standardiser's ``scale`` (1/255: its
+        statistics are those of pixels in [0, 1]; the standardised arrays are
+        the same up to rounding either way).  ``standardize=False,
+        scale_pixels=False`` returns the values as stored, as float32: the raw
+        inputs a saved ``preprocessing`` record applies to.  The tabular sets
+        and digits have no 8-bit pixels: it changes nothing for them.
 
     Returns
     -------
@@ -123,6 +157,8 @@ def load_dataset(
         The files of a file set are missing or invalid.
     """
     _check_fraction("validation_size", validation_size)
+    standardize = check_bool("standardize", standardize)
+    scale_pixels = check_bool("scale_pixels", scale_pixels)
     rng = np.random.default_rng(seed)
     if name in EMBEDDED_DATASETS:
         _check_fraction("test_size", test_size)
@@ -130,11 +166,15 @@ def load_dataset(
             raise ValueError(
                 f"validation_size + test_size must be below 1, got {validation_size + test_size}"
             )
-        return _embedded_splits(name, rng, validation_size, test_size, flatten, standardize)
-    if name in FILE_DATASETS:
+        splits = _embedded_splits(name, rng, validation_size, test_size, flatten, standardize)
+    elif name in FILE_DATASETS:
         official = _load_official(name, data_dir)
-        return _file_splits(name, official, rng, validation_size, flatten, standardize)
-    raise unknown_name("load_dataset name", name, DATASET_NAMES)
+        splits = _file_splits(name, official, rng, validation_size, flatten, standardize,
+                              pixel_divisor=255 if scale_pixels else 1)
+    else:
+        raise unknown_name("load_dataset name", name, DATASET_NAMES)
+    splits.seed = seed
+    return splits
 
 
 def _check_fraction(label: str, value: float) -> None:
@@ -168,34 +208,40 @@ def _embedded_splits(name, rng, validation_size, test_size, flatten, standardize
     return Splits(
         parts[0], y[train], parts[1], y[val], parts[2], y[test],
         class_names=class_names, standardizer=standardizer, name=name,
+        preprocessing=standardizer if standardizer is not None else Standardizer.scaling(1.0),
     )
 
 
-def _file_splits(name, official: OfficialSplit, rng, validation_size, flatten, standardize) -> Splits:
-    """Official test set; validation carved, stratified, out of the official training set."""
+def _file_splits(name, official: OfficialSplit, rng, validation_size, flatten, standardize,
+                 pixel_divisor: int) -> Splits:
+    """Official test set; validation carved, stratified, out of the official training set;
+    pixels divided by ``pixel_divisor`` (255 or 1) before any standardisation."""
     train, val = stratified_split(official.y_train, [1 - validation_size, validation_size], rng)
     parts = [official.X_train[train], official.X_train[val], official.X_test]
     sample_shape = parts[0].shape[1:]
     standardizer = None
     if standardize:
-        standardizer = Standardizer(scale=1 / 255, per_channel=True).fit(parts[0])
+        standardizer = Standardizer(scale=1 / pixel_divisor, per_channel=True).fit(parts[0])
         parts = [standardizer.transform(part) for part in parts]
         if flatten:
             # Same statistics, laid out per feature so they apply to raw vectors.
             standardizer = standardizer.flattened(sample_shape)
     else:
-        parts = [_to_unit_range(part) for part in parts]
+        parts = [_divided(part, pixel_divisor) for part in parts]
     if flatten:
         parts = [part.reshape(len(part), -1) for part in parts]
     return Splits(
         parts[0], official.y_train[train], parts[1], official.y_train[val],
         parts[2], official.y_test.copy(),
         class_names=list(official.class_names), standardizer=standardizer, name=name,
+        preprocessing=(standardizer if standardizer is not None
+                       else Standardizer.scaling(1 / pixel_divisor)),
     )
 
 
-def _to_unit_range(images: np.ndarray) -> np.ndarray:
-    """Scale 8-bit pixels to float32 values in [0, 1]."""
+def _divided(images: np.ndarray, divisor: int) -> np.ndarray:
+    """8-bit pixels as float32 values divided by ``divisor``."""
     scaled = images.astype(np.float32)
-    scaled /= 255
+    if divisor != 1:
+        scaled /= divisor
     return scaled

@@ -68,6 +68,16 @@ class Standardizer:
             raise ValueError(f"scale must be a finite non-zero number, got {scale}")
         self.per_channel = bool(per_channel)
 
+    @classmethod
+    def scaling(cls, scale: float) -> "Standardizer":
+        """A fitted standardiser that only multiplies by ``scale`` (mean 0, std 1), e.g.
+        ``Standardizer.scaling(1 / 255)`` for 8-bit pixels mapped to [0, 1].
+
+        >>> Standardizer.scaling(0.5).transform([[2.0, 4.0]]).tolist()
+        [[1.0, 2.0]]
+        """
+        return cls(0.0, 1.0, scale=scale)
+
     def __repr__(self) -> str:
         shape = None if self.mean is None else self.mean.shape
         return (
