@@ -129,6 +129,35 @@ def _stack(array: np.ndarray) -> np.ndarray:
     return array.reshape(-1, array.shape[-1])
 
 
+def _time_major_with_ones(X: np.ndarray, axes: tuple[int, int, int]) -> np.ndarray:
+    """X transposed by ``axes`` to time-major (T, N, d), with a column of ones appended:
+    (T, N, d + 1). The ones carry the bias through the input projection's product, and
+    give db with dW from one product in backward."""
+    steps = X.transpose(axes)
+    X_ones = np.empty(steps.shape[:2] + (steps.shape[2] + 1,), dtype=X.dtype)
+    X_ones[..., :-1] = steps
+    X_ones[..., -1] = 1
+    return X_ones
+
+
+def _project(X_ones: np.ndarray, W: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """The input projection of every step in one product: x_t W + bias, (T, N, k)."""
+    T, N, _ = X_ones.shape
+    return (_stack(X_ones) @ np.concatenate([W, bias])).reshape(T, N, -1)
+
+
+def _projection_gradients(X_ones: np.ndarray, dP: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(dW, db) = (Σ_t x_tᵀ dP_t, Σ_t Σ_rows dP_t) from one product [X 1]ᵀ dP."""
+    dW_and_db = _stack(X_ones).T @ _stack(dP)
+    return dW_and_db[:-1], dW_and_db[-1:]
+
+
+def _input_gradient(dP: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """dL/dx_t = dP_t Wᵀ for every step at once, (T, N, d)."""
+    T, N, _ = dP.shape
+    return (_stack(dP) @ W.T).reshape(T, N, -1)
+
+
 # -- the torch-style layers ------------------------------------------------------------------
 class _Recurrent(Layer):
     """Common part of RNN, LSTM and GRU: settings, parameters, input handling and the
@@ -190,45 +219,48 @@ class _Recurrent(Layer):
         _check_sequence(self, X.shape, X.shape[2], X.shape[1])
         dtype = X.dtype
         params = {key: self._param(key, dtype) for key in self.parameters}
-        X_steps = np.ascontiguousarray(X.transpose(1, 0, 2))  # time-major (T, N, d)
+        X_ones = _time_major_with_ones(X, (1, 0, 2))  # (T, N, d + 1)
 
         with np.errstate(over="ignore"):  # e^{-a} = inf is the intended limit, see the module
-            H, saved = self._steps_forward(X_steps, **params)
+            H, saved = self._steps_forward(X_ones, **params)
 
         if retain_derived:
-            self.cache = OrderedDict(X_steps=X_steps, H=H, **saved)
+            self.cache = OrderedDict(X_ones=X_ones, H=H, **saved)
         if self.return_sequences:
             return np.ascontiguousarray(H[1:].transpose(1, 0, 2))
         return H[-1].copy()
 
     def backward(self, dLdY: np.ndarray, *, input_gradient: bool = True) -> np.ndarray | None:
         """Backpropagation through time; sets every gradient, returns dL/dX (N, T, d)."""
-        X_steps, H = self._require_cache("X_steps", "H")
-        T, N, _ = X_steps.shape
-        expected = (N, T, self.n_out) if self.return_sequences else (N, self.n_out)
-        dLdY = self._check_upstream(dLdY, expected).astype(H.dtype, copy=False)
-        W_hh = self._param("W_hh", H.dtype)
-        dG_input, dG_hidden = self._steps_backward(dLdY, W_hh)
-        return self._parameter_gradients(X_steps, H, dG_input, dG_hidden, input_gradient)
+        dLdY = self._checked_upstream(dLdY)
+        H = self.cache["H"]
+        dG_input, dG_hidden = self._steps_backward(dLdY, self._param("W_hh", H.dtype))
+        return self._parameter_gradients(dG_input, dG_hidden, input_gradient)
 
-    def _parameter_gradients(self, X_steps, H, dG_input, dG_hidden, input_gradient: bool):
-        """From dG_t = dL/d(input projection)_t and dL/d(recurrent projection)_t, (T, N, g·n):
+    def _checked_upstream(self, dLdY: np.ndarray) -> np.ndarray:
+        """dL/dY of the output's shape, in the computation's dtype."""
+        X_ones, H = self._require_cache("X_ones", "H")
+        T, N, _ = X_ones.shape
+        expected = (N, T, self.n_out) if self.return_sequences else (N, self.n_out)
+        return self._check_upstream(dLdY, expected).astype(H.dtype, copy=False)
+
+    def _parameter_gradients(self, dG_input, dG_hidden, input_gradient: bool):
+        """From dG_t = dL/d(input projection)_t and dL/d(recurrent projection)_t, (T, N, g·n),
+        one product each for all steps:
 
             dW_ih = Σ_t x_tᵀ dG_input_t       db_ih = Σ dG_input
             dW_hh = Σ_t h_{t-1}ᵀ dG_hidden_t  db_hh = Σ dG_hidden
             dX_t  = dG_input_t W_ihᵀ
         """
-        T, N, d = X_steps.shape
-        dG_input_stack, dG_hidden_stack = _stack(dG_input), _stack(dG_hidden)
-        self.gradients["W_ih"] = _stack(X_steps).T @ dG_input_stack
-        self.gradients["W_hh"] = _stack(H[:T]).T @ dG_hidden_stack
-        self.gradients["b_ih"] = dG_input_stack.sum(axis=0, keepdims=True)
-        self.gradients["b_hh"] = (dG_hidden_stack.sum(axis=0, keepdims=True) if dG_hidden is not dG_input
-                                  else self.gradients["b_ih"].copy())
+        X_ones, H = self.cache["X_ones"], self.cache["H"]
+        T = X_ones.shape[0]
+        self.gradients["W_ih"], self.gradients["b_ih"] = _projection_gradients(X_ones, dG_input)
+        self.gradients["W_hh"] = _stack(H[:T]).T @ _stack(dG_hidden)
+        self.gradients["b_hh"] = (self.gradients["b_ih"].copy() if dG_hidden is dG_input
+                                  else _stack(dG_hidden).sum(axis=0, keepdims=True))
         if not input_gradient:
             return None
-        W_ih = self._param("W_ih", X_steps.dtype)
-        dX_steps = (dG_input_stack @ W_ih.T).reshape(T, N, d)
+        dX_steps = _input_gradient(dG_input, self._param("W_ih", H.dtype))
         return np.ascontiguousarray(dX_steps.transpose(1, 0, 2))
 
     def _upstream_at(self, dLdY: np.ndarray, t: int, T: int):
@@ -315,9 +347,8 @@ class RNN(_Recurrent):
         super().__init__(n_out, return_sequences, weight_init, activation_for_gain=activation)
         self.activation = initialize_activation(activation)
 
-    def _steps_forward(self, X_steps, W_ih, W_hh, b_ih, b_hh):
-        P = (_stack(X_steps) @ W_ih).reshape(X_steps.shape[0], X_steps.shape[1], -1)
-        P += b_ih + b_hh
+    def _steps_forward(self, X_ones, W_ih, W_hh, b_ih, b_hh):
+        P = _project(X_ones, W_ih, b_ih + b_hh)
         H = _simple_forward(P, W_hh, self.activation)  # P now holds the pre-activations
         return H, {"A": P}
 
@@ -329,12 +360,9 @@ class RNN(_Recurrent):
     def backward_pre_activation(self, dZ: np.ndarray, *, input_gradient: bool = True) -> np.ndarray | None:
         """Backward from dL/da of the output steps (a loss fused with the activation):
         dA_t = dZ_t + f'(a_t) ⊙ (dA_{t+1} W_hhᵀ); the rest as ``backward``."""
-        X_steps, H = self._require_cache("X_steps", "H")
-        T, N, _ = X_steps.shape
-        expected = (N, T, self.n_out) if self.return_sequences else (N, self.n_out)
-        dZ = self._check_upstream(dZ, expected).astype(H.dtype, copy=False)
-        dA, _ = self._steps_backward(dZ, self._param("W_hh", H.dtype), pre_activation=True)
-        return self._parameter_gradients(X_steps, H, dA, dA, input_gradient)
+        dZ = self._checked_upstream(dZ)
+        dA, _ = self._steps_backward(dZ, self._param("W_hh", dZ.dtype), pre_activation=True)
+        return self._parameter_gradients(dA, dA, input_gradient)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "activation": self.activation.name}
@@ -388,16 +416,15 @@ class LSTM(_Recurrent):
     def __init__(self, n_out: int, return_sequences: bool = False, weight_init: str | None = None) -> None:
         super().__init__(n_out, return_sequences, weight_init)
 
-    def _steps_forward(self, X_steps, W_ih, W_hh, b_ih, b_hh):
-        T, N, _ = X_steps.shape
+    def _steps_forward(self, X_ones, W_ih, W_hh, b_ih, b_hh):
+        T, N, _ = X_ones.shape
         n = self.n_out
-        dtype = X_steps.dtype
+        dtype = X_ones.dtype
         # The products are taken with the gate columns scaled by −1 (i, f, o) and −2 (g),
         # so one exponential of the whole gate block gives e^{−a} and e^{−2a}: σ(a) and
         # tanh(a) = 2σ(2a) − 1 follow. Scaling by a power of two is exact.
         scale = np.repeat(np.array([-1.0, -1.0, -2.0, -1.0], dtype=dtype), n)
-        P = (_stack(X_steps) @ (W_ih * scale)).reshape(T, N, 4 * n)
-        P += (b_ih + b_hh) * scale
+        P = _project(X_ones, W_ih * scale, (b_ih + b_hh) * scale)
         W_hh_scaled = W_hh * scale
 
         gates = np.empty((T, N, 4 * n), dtype=dtype)  # i, f, g, o after activation
@@ -426,40 +453,43 @@ class LSTM(_Recurrent):
         gates, C, tanh_C = self.cache["gates"], self.cache["C"], self.cache["tanh_C"]
         T, N, width = gates.shape
         n = self.n_out
-        split = gates.reshape(T, N, 4, n)
-        i, f, g, o = (split[:, :, k] for k in range(4))
-
-        # Everything that does not depend on the backward recurrence, for all steps at once:
-        #   dG_t[i, f, g] = dc_t ⊙ factors[i, f, g],  dG_t[o] = dh_t ⊙ factors[o],
-        #   dc_t = dh_t ⊙ to_cell + dc_{t+1} ⊙ f_{t+1}
-        factors = np.subtract(1, split)
-        factors *= split                                   # s(1 − s) for the sigmoid gates
-        factors[:, :, 0] *= g                              # i: dc ⊙ g ⊙ i(1−i)
-        factors[:, :, 1] *= C[:T]                          # f: dc ⊙ c_{t-1} ⊙ f(1−f)
-        np.multiply(g, g, out=factors[:, :, 2])
-        np.subtract(1, factors[:, :, 2], out=factors[:, :, 2])
-        factors[:, :, 2] *= i                              # g: dc ⊙ i ⊙ (1−g²)
-        factors[:, :, 3] *= tanh_C                         # o: dh ⊙ tanh(c) ⊙ o(1−o)
-        to_cell = np.multiply(tanh_C, tanh_C)
-        np.subtract(1, to_cell, out=to_cell)
-        to_cell *= o                                       # dh ⊙ o ⊙ (1 − tanh²c)
-
-        dG = np.empty((T, N, 4, n), dtype=gates.dtype)
-        dh = np.zeros((N, n), dtype=gates.dtype)
-        dc = np.zeros((N, n), dtype=gates.dtype)
-        product = np.empty((N, n), dtype=gates.dtype)
+        dtype = gates.dtype
+        dG = np.empty_like(gates)                 # dL/da_t of the four gates
+        dh = np.zeros((N, n), dtype=dtype)        # dL/dh_t
+        dc = np.zeros((N, n), dtype=dtype)        # dL/dc_t
+        slope = np.empty((N, width), dtype=dtype)  # s(1 − s) of every gate (g's slot unused)
+        work = np.empty((N, n), dtype=dtype)
+        # One step at a time, so that every operand is a cache-resident slice.
         for t in reversed(range(T)):
             direct = self._upstream_at(dLdY, t, T)
             if direct is not None:
                 dh += direct
-            np.multiply(dh, factors[t, :, 3], out=dG[t, :, 3])
-            np.multiply(dh, to_cell[t], out=product)
-            dc += product
-            np.multiply(dc[:, None, :], factors[t, :, :3], out=dG[t, :, :3])
-            dc *= f[t]                                     # the cell path to c_{t-1}
+            G, D, tanh_c = gates[t], dG[t], tanh_C[t]
+            i, f, g, o = G[:, :n], G[:, n:2 * n], G[:, 2 * n:3 * n], G[:, 3 * n:]
+            np.subtract(1, G, out=slope)
+            slope *= G
+            # output gate: da_o = dh ⊙ tanh(c_t) ⊙ o(1 − o)
+            np.multiply(dh, tanh_c, out=work)
+            np.multiply(work, slope[:, 3 * n:], out=D[:, 3 * n:])
+            # cell: dc_t = dc_{t+1} ⊙ f_{t+1} + dh ⊙ o ⊙ (1 − tanh² c_t)
+            np.multiply(tanh_c, tanh_c, out=work)
+            np.subtract(1, work, out=work)
+            work *= o
+            work *= dh
+            dc += work
+            # input gate da_i = dc ⊙ g ⊙ i(1 − i), forget gate da_f = dc ⊙ c_{t-1} ⊙ f(1 − f)
+            np.multiply(dc, g, out=work)
+            np.multiply(work, slope[:, :n], out=D[:, :n])
+            np.multiply(dc, C[t], out=work)
+            np.multiply(work, slope[:, n:2 * n], out=D[:, n:2 * n])
+            # candidate: da_g = dc ⊙ i ⊙ (1 − g²)
+            np.multiply(g, g, out=work)
+            np.subtract(1, work, out=work)
+            work *= i
+            np.multiply(work, dc, out=D[:, 2 * n:3 * n])
+            dc *= f                                    # the cell path to c_{t-1}
             if t > 0:
-                np.matmul(dG[t].reshape(N, width), W_hh.T, out=dh)
-        dG = dG.reshape(T, N, width)
+                np.matmul(D, W_hh.T, out=dh)           # the hidden path to h_{t-1}
         return dG, dG
 
 
@@ -513,17 +543,16 @@ class GRU(_Recurrent):
     def __init__(self, n_out: int, return_sequences: bool = False, weight_init: str | None = None) -> None:
         super().__init__(n_out, return_sequences, weight_init)
 
-    def _steps_forward(self, X_steps, W_ih, W_hh, b_ih, b_hh):
-        T, N, _ = X_steps.shape
+    def _steps_forward(self, X_ones, W_ih, W_hh, b_ih, b_hh):
+        T, N, _ = X_ones.shape
         n = self.n_out
-        dtype = X_steps.dtype
+        dtype = X_ones.dtype
         # r and z: columns scaled by −1 so that one exponential gives σ (exact scaling);
         # their two biases are added once, into the input projection.
         scale = np.concatenate([np.full(2 * n, -1.0, dtype=dtype), np.ones(n, dtype=dtype)])
         bias = b_ih.copy()
         bias[:, :2 * n] += b_hh[:, :2 * n]
-        P = (_stack(X_steps) @ (W_ih * scale)).reshape(T, N, 3 * n)
-        P += bias * scale
+        P = _project(X_ones, W_ih * scale, bias * scale)
         W_hh_scaled = W_hh * scale
         b_hn = b_hh[:, 2 * n:]
 
@@ -553,38 +582,41 @@ class GRU(_Recurrent):
         gates, M, H = self.cache["gates"], self.cache["M"], self.cache["H"]
         T, N, width = gates.shape
         n = self.n_out
-        r, z, new = gates[:, :, :n], gates[:, :, n:2 * n], gates[:, :, 2 * n:]
-
-        # Factors that do not depend on the backward recurrence, for all steps at once.
-        to_new = np.multiply(new, new)
-        np.subtract(1, to_new, out=to_new)
-        to_new *= np.subtract(1, z)                        # (1 − z)(1 − n²)
-        to_update = np.subtract(1, z)
-        to_update *= z
-        to_update *= H[:T] - new                           # (h_{t-1} − n) z(1 − z)
-        to_reset = np.subtract(1, r)
-        to_reset *= r
-        to_reset *= M                                      # m r(1 − r)
-
-        dG_input = np.empty((T, N, width), dtype=gates.dtype)
-        dG_hidden = np.empty((T, N, width), dtype=gates.dtype)
-        dh = np.zeros((N, n), dtype=gates.dtype)
-        recurrent = np.empty((N, n), dtype=gates.dtype)
+        dtype = gates.dtype
+        dG_input = np.empty_like(gates)
+        dG_hidden = np.empty_like(gates)
+        dh = np.zeros((N, n), dtype=dtype)
+        work, slope, recurrent = (np.empty((N, n), dtype=dtype) for _ in range(3))
         for t in reversed(range(T)):
             direct = self._upstream_at(dLdY, t, T)
             if direct is not None:
                 dh += direct
-            d_in, d_hid = dG_input[t], dG_hidden[t]
+            G, d_in, d_hid = gates[t], dG_input[t], dG_hidden[t]
+            r, z, new = G[:, :n], G[:, n:2 * n], G[:, 2 * n:]
             da_new = d_in[:, 2 * n:]
-            np.multiply(dh, to_new[t], out=da_new)
-            np.multiply(dh, to_update[t], out=d_in[:, n:2 * n])
-            np.multiply(da_new, to_reset[t], out=d_in[:, :n])
+            # candidate: da_n = dh ⊙ (1 − z) ⊙ (1 − n²)
+            np.multiply(new, new, out=work)
+            np.subtract(1, work, out=work)
+            work *= dh
+            np.subtract(1, z, out=slope)
+            np.multiply(work, slope, out=da_new)
+            # update gate: da_z = dh ⊙ (h_{t-1} − n) ⊙ z(1 − z)
+            slope *= z
+            np.subtract(H[t], new, out=work)
+            work *= dh
+            np.multiply(work, slope, out=d_in[:, n:2 * n])
+            # reset gate: da_r = da_n ⊙ m ⊙ r(1 − r)
+            np.subtract(1, r, out=slope)
+            slope *= r
+            slope *= M[t]
+            np.multiply(da_new, slope, out=d_in[:, :n])
+            # the recurrent projection's gradient: the reset gate scales m's
             d_hid[:, :2 * n] = d_in[:, :2 * n]
-            np.multiply(da_new, r[t], out=d_hid[:, 2 * n:])
+            np.multiply(da_new, r, out=d_hid[:, 2 * n:])
             if t > 0:
                 np.matmul(d_hid, W_hh.T, out=recurrent)
-                dh *= z[t]
-                dh += recurrent
+                dh *= z
+                dh += recurrent                        # dh_{t-1} = dh ⊙ z + dG_hid W_hhᵀ
         return dG_input, dG_hidden
 
 
@@ -662,41 +694,38 @@ class Elman(Layer):
         _check_sequence(self, X.shape, X.shape[1], X.shape[2])
         dtype = X.dtype
         W, U, b = (self._param(key, dtype) for key in ("W", "U", "b"))
-        X_steps = np.ascontiguousarray(X.transpose(2, 0, 1))  # time-major (T, N, d)
-        T, N, _ = X_steps.shape
+        X_ones = _time_major_with_ones(X, (2, 0, 1))  # (T, N, d + 1)
 
-        P = (_stack(X_steps) @ W).reshape(T, N, self.n_out)
-        P += b
+        P = _project(X_ones, W, b)
         H = _simple_forward(P, U, self.activation)  # P now holds the pre-activations
 
         if retain_derived:
-            self.cache = OrderedDict(X_steps=X_steps, A=P, H=H)
+            self.cache = OrderedDict(X_ones=X_ones, A=P, H=H)
         return H[-1].copy()
 
     def backward(self, dLdY: np.ndarray, *, input_gradient: bool = True) -> np.ndarray | None:
         """BPTT from dL/ds_T; sets dW, dU, db and returns dL/dX (N, d, T)."""
-        X_steps, A, H = self._require_cache("X_steps", "A", "H")
+        A, H = self._require_cache("A", "H")
         dLdY = self._check_upstream(dLdY, H.shape[1:]).astype(H.dtype, copy=False)
         return self._gradients(_simple_backward(A, H, self._param("U", H.dtype), self.activation,
                                                 dLdY, sequences=False, pre_activation=False), input_gradient)
 
     def backward_pre_activation(self, dZ: np.ndarray, *, input_gradient: bool = True) -> np.ndarray | None:
         """Backward from dL/da_T (a loss fused with the activation)."""
-        X_steps, A, H = self._require_cache("X_steps", "A", "H")
+        A, H = self._require_cache("A", "H")
         dZ = self._check_upstream(dZ, H.shape[1:]).astype(H.dtype, copy=False)
         return self._gradients(_simple_backward(A, H, self._param("U", H.dtype), self.activation,
                                                 dZ, sequences=False, pre_activation=True), input_gradient)
 
     def _gradients(self, dA: np.ndarray, input_gradient: bool):
-        X_steps, H = self.cache["X_steps"], self.cache["H"]
-        T, N, d = X_steps.shape
-        dA_stack = _stack(dA)
-        self.gradients["W"] = _stack(X_steps).T @ dA_stack
-        self.gradients["U"] = _stack(H[:T]).T @ dA_stack
-        self.gradients["b"] = dA_stack.sum(axis=0, keepdims=True)
+        """dW, db = Σ_t [x_t 1]ᵀ dA_t; dU = Σ_t s_{t-1}ᵀ dA_t; dX_t = dA_t Wᵀ."""
+        X_ones, H = self.cache["X_ones"], self.cache["H"]
+        T = X_ones.shape[0]
+        self.gradients["W"], self.gradients["b"] = _projection_gradients(X_ones, dA)
+        self.gradients["U"] = _stack(H[:T]).T @ _stack(dA)
         if not input_gradient:
             return None
-        dX_steps = (dA_stack @ self._param("W", dA.dtype).T).reshape(T, N, d)
+        dX_steps = _input_gradient(dA, self._param("W", dA.dtype))
         return np.ascontiguousarray(dX_steps.transpose(1, 2, 0))
 
     def output_shape(self, input_shape):
