@@ -11,20 +11,24 @@ direction. Parameters are ``torch.nn.RNN/LSTM/GRU``'s, transposed to this librar
 
 so torch's ``weight_ih_l0`` is ``W_ih.T`` and ``bias_ih_l0`` is ``b_ih[0]``.
 
-Computation: the input projection of every time step is ONE matrix product,
-``X W_ih`` on the (T·N, d) stack; each step then adds one product ``h_{t-1} W_hh``. In
-the backward pass (backpropagation through time) each step costs one product
-``dG_t W_hhᵀ`` (the gradient carried to h_{t-1}); the parameter gradients are one
-product each on the stacked steps after the loop::
+Computation: the input projection of every time step is ONE matrix product on the
+(T·N, d + 1) stack of the inputs with a column of ones appended, [X 1] [W_ih; b], which
+adds the bias too; each step then adds one product ``h_{t-1} W_hh``. In the backward
+pass (backpropagation through time) each step costs one product ``dG_t W_hhᵀ`` (the
+gradient carried to h_{t-1}), where dG_t = dL/d(gate pre-activations)_t; after the loop
+the parameter gradients are one product each on the stacked steps::
 
-    dW_ih = Σ_t x_tᵀ dG_t      = X_stackᵀ dG_stack
-    dW_hh = Σ_t h_{t-1}ᵀ dG_t  = H_prev_stackᵀ dG_stack
-    db    = Σ_t Σ_rows dG_t
-    dX_t  = dG_t W_ihᵀ         = (dG_stack W_ihᵀ) reshaped
+    [dW_ih; db_ih] = Σ_t [x_t 1]ᵀ dG_t  = [X 1]_stackᵀ dG_stack
+    dW_hh          = Σ_t h_{t-1}ᵀ dG_t  = H_prev_stackᵀ dG_stack
+    dX_t           = dG_t W_ihᵀ         = (dG_stack W_ihᵀ) reshaped
 
 Internally everything is time-major, (T, N, ·), so every step's slice is contiguous.
-The sigmoids and tanhs are computed from one exponential (σ(a) = 1/(1 + e^{-a}),
-tanh(a) = 2σ(2a) − 1): e^{-a} overflowing to inf gives the exact limits 0 and −1.
+LSTM and GRU compute their sigmoids and tanhs from one exponential each
+(σ(a) = 1/(1 + e^{−a}), tanh(a) = 2σ(2a) − 1), with e^{−a} overflowing to inf on
+purpose: that gives the exact limits 0 and −1 (the overflow warning is silenced).
+
+The arrays a forward keeps for backward (``cache``) are fresh for every forward; the
+outputs returned are copies, never views of the cache.
 """
 
 from __future__ import annotations
