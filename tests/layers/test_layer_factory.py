@@ -33,4 +33,4 @@ def test_arguments_a_layer_does_not_take_are_refused():
 
 def test_unknown_layer_names_the_accepted_ones():
     with pytest.raises(ValueError, match="conv2d"):
-        initialize_layer("elman", n_out=3)
+        initialize_layer("transformer", n_out=3)

@@ -1,4 +1,4 @@
-"""Layers: fully connected, 2-D convolution, 2-D pooling and flatten.
+"""Layers: fully connected, 2-D convolution, 2-D pooling, flatten and recurrent.
 
 Every layer takes and returns NumPy arrays, keeps the floating dtype it is given,
 builds its parameters lazily from its first input and never modifies an input.
@@ -14,12 +14,17 @@ from .convolution import Conv2D
 from .flatten import Flatten
 from .fully_connected import FullyConnected
 from .pooling import Pool2D
+from .recurrent import GRU, LSTM, RNN, Elman
 
 LAYERS: dict[str, type[Layer]] = {
     "fully_connected": FullyConnected,
     "conv2d": Conv2D,
     "pool2d": Pool2D,
     "flatten": Flatten,
+    "rnn": RNN,
+    "lstm": LSTM,
+    "gru": GRU,
+    "elman": Elman,
 }
 
 
@@ -33,9 +38,11 @@ def initialize_layer(
     pad=None,
     mode=None,
     keep_dim="first",
+    return_sequences=None,
 ) -> Layer:
-    """Build a layer by name ("fully_connected", "conv2d", "pool2d", "flatten"), with the
-    course factory's signature.
+    """Build a layer by name ("fully_connected", "conv2d", "pool2d", "flatten", "rnn",
+    "lstm", "gru", "elman"), with the course factory's signature (plus
+    ``return_sequences`` for the recurrent layers).
 
     Arguments that are None keep the class defaults (the course passed None for every
     argument it was not given, which broke them); arguments a layer type does not take
@@ -44,7 +51,8 @@ def initialize_layer(
     if name not in LAYERS:
         raise unknown_name("layer", name, LAYERS)
     given = {"activation": activation, "weight_init": weight_init, "n_out": n_out,
-             "kernel_shape": kernel_shape, "stride": stride, "pad": pad, "mode": mode}
+             "kernel_shape": kernel_shape, "stride": stride, "pad": pad, "mode": mode,
+             "return_sequences": return_sequences}
     if name == "flatten":
         given["keep_dim"] = keep_dim
     accepted = inspect.signature(LAYERS[name]).parameters
@@ -66,6 +74,10 @@ __all__ = [
     "Conv2D",
     "Pool2D",
     "Flatten",
+    "RNN",
+    "LSTM",
+    "GRU",
+    "Elman",
     "initialize_layer",
     "layer_from_config",
     "LAYERS",
