@@ -121,6 +121,14 @@ def test_fitted_estimator_round_trips(round_trip, tmp_path):
     assert np.array_equal(same.predict_proba(X), clf.predict_proba(X))
 
 
+def test_fitted_network_saves_and_loads(tmp_path):
+    import neural_networks as nn
+
+    clf, X, _ = iris_fit()
+    loaded = nn.load(clf.model_.save(tmp_path / "iris.npz"))
+    assert np.array_equal(loaded.predict(X), clf.predict_proba(X))
+
+
 def test_clone_gives_an_unfitted_twin_that_refits_identically():
     clf, X, y = iris_fit()
     twin = clone(clf)
