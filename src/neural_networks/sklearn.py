@@ -34,10 +34,10 @@ outputs and averaged over samples (MLP reports half the mean over outputs).
 
 >>> from sklearn.datasets import load_iris
 >>> X, y = load_iris(return_X_y=True)
->>> clf = NeuralNetworkClassifier((16,), learning_rate_init=0.01, max_iter=100,
+>>> clf = NeuralNetworkClassifier((16,), learning_rate_init=0.01, batch_size=16,
 ...                               random_state=0).fit(X, y)
->>> clf.predict_proba(X[:2]).shape, clf.score(X, y) > 0.9
-((2, 3), True)
+>>> clf.predict_proba(X[:2]).shape, clf.n_iter_ < clf.max_iter, clf.score(X, y) > 0.95
+((2, 3), True, True)
 """
 
 from __future__ import annotations
