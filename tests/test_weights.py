@@ -166,3 +166,17 @@ def test_bad_names(kwargs):
     assert isinstance(error.value, UnknownNameError)
     bad = kwargs.get("mode", kwargs["name"])
     assert repr(bad) in str(error.value)
+
+
+@pytest.mark.parametrize("scheme", ["zeros", "ones", "constant", "identity", "uniform", "normal", "sparse",
+                                    "he_uniform", "he_normal", "xavier_uniform", "xavier_normal"])
+def test_initializers_pickle_and_draw_the_same_weights(scheme):
+    # a closure could not be pickled, and nor could any layer holding one (regression)
+    import pickle
+
+    init = initialize_weights(scheme, activation="relu", mode="fan_out")
+    copy = pickle.loads(pickle.dumps(init))
+    shape = (3, 3, 4, 4) if scheme not in ("sparse",) else (12, 5)
+    np.testing.assert_array_equal(copy(shape, rng=np.random.default_rng(3)),
+                                  init(shape, rng=np.random.default_rng(3)))
+    assert (copy.scheme_name, copy.activation, copy.mode, copy.gain) == (scheme, "relu", "fan_out", math.sqrt(2))

@@ -1,7 +1,8 @@
 """Weight initialisers, with fans and gains computed as ``torch.nn.init`` does.
 
-``initialize_weights(name, activation=None, mode="fan_in")`` returns a function
-``init(shape, rng=None, dtype=np.float64)``. Shapes follow this library's layouts:
+``initialize_weights(name, activation=None, mode="fan_in")`` returns a callable
+``init(shape, rng=None, dtype=np.float64)`` (a ``WeightInitializer``: names and numbers
+only, so it pickles with the layer that holds it). Shapes follow this library's layouts:
 a fully connected weight is (n_in, n_out) and a convolution kernel is
 (kh, kw, C_in, C_out), so
 
@@ -81,47 +82,118 @@ def _sparse(shape, rng, sparsity: float = 0.1, std: float = 0.01) -> np.ndarray:
     return W
 
 
+# -- the schemes: module-level functions of (shape, rng, gain, mode), so that an initialiser
+# (and every layer holding one) can be pickled
+def _zeros(shape, rng, gain, mode):
+    return np.zeros(shape)
+
+
+def _ones(shape, rng, gain, mode):
+    return np.ones(shape)
+
+
+def _constant(shape, rng, gain, mode):
+    return np.full(shape, 0.5)
+
+
+def _identity_scheme(shape, rng, gain, mode):
+    return _identity(shape)
+
+
+def _uniform(shape, rng, gain, mode):
+    return _draw(rng, "uniform", 1.0, shape)
+
+
+def _normal(shape, rng, gain, mode):
+    return _draw(rng, "normal", 1.0, shape)
+
+
+def _sparse_scheme(shape, rng, gain, mode):
+    return _sparse(shape, rng)
+
+
+def _he_std(shape, gain, mode):
+    return gain / math.sqrt(_fan(shape, mode))
+
+
+def _xavier_std(shape, gain):
+    fan_in, fan_out = compute_fans(shape)
+    return gain * math.sqrt(2.0 / (fan_in + fan_out))
+
+
+def _he_uniform(shape, rng, gain, mode):
+    return _draw(rng, "uniform", math.sqrt(3) * _he_std(shape, gain, mode), shape)
+
+
+def _he_normal(shape, rng, gain, mode):
+    return _draw(rng, "normal", _he_std(shape, gain, mode), shape)
+
+
+def _xavier_uniform(shape, rng, gain, mode):
+    return _draw(rng, "uniform", math.sqrt(3) * _xavier_std(shape, gain), shape)
+
+
+def _xavier_normal(shape, rng, gain, mode):
+    return _draw(rng, "normal", _xavier_std(shape, gain), shape)
+
+
+_SCHEMES: dict[str, Callable] = {
+    "zeros": _zeros,
+    "ones": _ones,
+    "constant": _constant,
+    "identity": _identity_scheme,
+    "uniform": _uniform,
+    "normal": _normal,
+    "sparse": _sparse_scheme,
+    "he_uniform": _he_uniform,
+    "he_normal": _he_normal,
+    "xavier_uniform": _xavier_uniform,
+    "xavier_normal": _xavier_normal,
+}
+
+
+class WeightInitializer:
+    """A named initialisation scheme with its gain and fan mode:
+    ``init(shape, rng=None, dtype=np.float64)`` draws a weight array.
+
+    A plain object holding only names and numbers (no closure), so layers that keep
+    one, and models made of such layers, can be pickled and deep-copied.
+
+    >>> init = WeightInitializer("he_normal", activation="relu")
+    >>> init((4, 3), rng=np.random.default_rng(0)).shape
+    (4, 3)
+    >>> init
+    WeightInitializer('he_normal', activation='relu', mode='fan_in')
+    """
+
+    def __init__(self, name: str, activation: str | None = None, mode: str = "fan_in") -> None:
+        if mode not in _MODES:
+            raise unknown_name("mode", mode, _MODES)
+        if not isinstance(name, str) or name.lower() not in _SCHEMES:
+            raise unknown_name("weight_init", name, _SCHEMES)
+        self.scheme_name = name.lower()
+        self.activation = activation
+        self.mode = mode
+        self.gain = calculate_gain(activation)
+
+    def __call__(self, shape, rng: np.random.Generator | None = None, dtype=np.float64) -> np.ndarray:
+        shape = tuple(int(n) for n in shape)
+        return np.asarray(_SCHEMES[self.scheme_name](shape, rng, self.gain, self.mode), dtype=dtype)
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}({self.scheme_name!r}, activation={self.activation!r}, "
+                f"mode={self.mode!r})")
+
+
 def initialize_weights(
     name: str, activation: str | None = None, mode: str = "fan_in"
 ) -> Initializer:
-    """Return ``init(shape, rng=None, dtype=np.float64)`` for the named scheme.
+    """Return ``init(shape, rng=None, dtype=np.float64)`` for the named scheme
+    (a picklable ``WeightInitializer``).
 
     Names: zeros, ones, constant (0.5), identity, uniform U(-1, 1), normal N(0, 1),
     sparse, he_uniform, he_normal (std = gain/√fan with fan chosen by ``mode``:
     fan_in, fan_out, fan_avg or sum), xavier_uniform, xavier_normal
     (std = gain·√(2/(fan_in + fan_out))). A uniform draw with std σ has bound √3·σ.
     """
-    if mode not in _MODES:
-        raise unknown_name("mode", mode, _MODES)
-    gain = calculate_gain(activation)
-
-    def he_std(shape):
-        return gain / math.sqrt(_fan(shape, mode))
-
-    def xavier_std(shape):
-        fan_in, fan_out = compute_fans(shape)
-        return gain * math.sqrt(2.0 / (fan_in + fan_out))
-
-    schemes: dict[str, Callable] = {
-        "zeros": lambda shape, rng: np.zeros(shape),
-        "ones": lambda shape, rng: np.ones(shape),
-        "constant": lambda shape, rng: np.full(shape, 0.5),
-        "identity": lambda shape, rng: _identity(shape),
-        "uniform": lambda shape, rng: _draw(rng, "uniform", 1.0, shape),
-        "normal": lambda shape, rng: _draw(rng, "normal", 1.0, shape),
-        "sparse": _sparse,
-        "he_uniform": lambda s, rng: _draw(rng, "uniform", math.sqrt(3) * he_std(s), s),
-        "he_normal": lambda s, rng: _draw(rng, "normal", he_std(s), s),
-        "xavier_uniform": lambda s, rng: _draw(rng, "uniform", math.sqrt(3) * xavier_std(s), s),
-        "xavier_normal": lambda s, rng: _draw(rng, "normal", xavier_std(s), s),
-    }
-    if not isinstance(name, str) or name.lower() not in schemes:
-        raise unknown_name("weight_init", name, schemes)
-    scheme = schemes[name.lower()]
-
-    def init(shape, rng: np.random.Generator | None = None, dtype=np.float64) -> np.ndarray:
-        shape = tuple(int(n) for n in shape)
-        return np.asarray(scheme(shape, rng), dtype=dtype)
-
-    init.scheme_name = name.lower()
-    return init
+    return WeightInitializer(name, activation=activation, mode=mode)
