@@ -236,7 +236,8 @@ def test_binary_cross_entropy_hand_computed():
 
 
 @SETTINGS
-@given(float_dtypes, st.integers(1, 6), st.integers(1, 4), st.integers(0, 2**32 - 1), st.sampled_from([1.0, 10.0, 60.0]))
+@given(float_dtypes, st.integers(1, 6), st.integers(1, 4), st.integers(0, 2**32 - 1),
+       st.sampled_from([1.0, 10.0, 60.0]))
 def test_binary_cross_entropy_fuses_with_sigmoid_like_bce_with_logits(dtype, n, k, seed, scale):
     # d(BCE ∘ σ)/dZ = (σ(Z) − Y)/N, torch's BCEWithLogitsLoss(sum)/N gradient, also where σ(Z)
     # rounds to exactly 0 or 1 (scale 60) and the unfused chain would be clipped.
