@@ -232,7 +232,7 @@ def test_foreign_zip_and_npz_files_are_refused(tmp_path):
         (lambda h: h.update(format="keras"), "not a neural_networks"),
         (lambda h: h.pop("architecture"), "architecture"),
         (lambda h: h["architecture"]["layers"][0].update(type="transformer"), "transformer"),
-        (lambda h: h["architecture"]["layers"][0].update(activation="gelu"), "gelu"),
+        (lambda h: h["architecture"]["layers"][0].update(activation="mish"), "mish"),
         (lambda h: h["architecture"]["layers"][3].update(n_out=5), "3.W"),
         (lambda h: h["architecture"]["layers"].pop(), None),
         (lambda h: h["architecture"].update(input_shape=[6, 6, 3]), "0.W"),
