@@ -230,3 +230,51 @@ def test_course_constructor_builds_and_runs():
     np.testing.assert_array_equal(twin.forward(X), out)
     other = NeuralNetwork(**(COURSE_ARGS | {"seed": 1}))
     assert not np.array_equal(other.forward(X), out)
+
+
+# -- losses and output layers (the model's side of the loss protocol) ------------------------------
+@pytest.mark.parametrize("activation, units", [("sigmoid", 3), ("relu", 3), ("linear", 3), ("softmax", 1)])
+def test_cross_entropy_refuses_an_output_that_is_not_a_softmax_over_classes(activation, units):
+    model = NeuralNetwork([FullyConnected(units, activation)], loss="cross_entropy", seed=0)
+    with pytest.raises(ValueError, match="binary_cross_entropy" if units == 1 else "softmax"):
+        model.fit(np.zeros((4, 2)), np.zeros((4, units)), epochs=1, verbose=0)
+
+
+def test_a_one_output_sigmoid_classifier_trains_with_binary_cross_entropy_and_reports_accuracy():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((64, 2))
+    y = (X[:, 0] + X[:, 1] > 0).astype(float)
+    model = NeuralNetwork([FullyConnected(1, "sigmoid")], loss="binary_cross_entropy",
+                          optimizer={"name": "adam", "lr": 0.05}, seed=0, dtype="float64")
+    history = model.fit(X, y, epochs=30, batch_size=16, verbose=0)
+    scores = model.evaluate(X, y)
+    expected = np.mean((model.predict(X)[:, 0] > 0.5) == (y > 0.5))
+    assert scores["accuracy"] == expected and expected > 0.9
+    assert history["accuracy"][-1] is not None
+
+
+def test_a_divergence_hidden_by_the_probability_clip_stops_training():
+    from neural_networks.errors import TrainingDivergedError
+
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((60, 4)), rng.integers(0, 3, 60)
+    model = NeuralNetwork([FullyConnected(16, "relu"), FullyConnected(3, "softmax")],
+                          optimizer={"name": "SGD", "lr": 100}, seed=0)
+    with pytest.raises(TrainingDivergedError, match="clipping"):
+        model.fit(X, y, epochs=20, batch_size=10, verbose=0)
+    # the same network at a sane rate trains on
+    model = NeuralNetwork([FullyConnected(16, "relu"), FullyConnected(3, "softmax")],
+                          optimizer={"name": "SGD", "lr": 0.1}, seed=0)
+    assert len(model.fit(X, y, epochs=20, batch_size=10, verbose=0).epochs) == 20
+
+
+def test_settings_of_activations_and_losses_survive_save_and_load(tmp_path):
+    from neural_networks import load
+
+    model = NeuralNetwork([FullyConnected(4, {"type": "leaky_relu", "negative_slope": 0.3}),
+                           FullyConnected(2, "linear")], loss={"type": "huber", "delta": 0.25}, seed=0)
+    model.build((3,))
+    again = load(model.save(tmp_path / "m.npz"))
+    assert again.layers[0].activation.negative_slope == 0.3 and again.loss.delta == 0.25
+    X = np.random.default_rng(0).standard_normal((5, 3)) * 3
+    np.testing.assert_array_equal(again.predict(X), model.predict(X))

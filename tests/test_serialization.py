@@ -239,7 +239,7 @@ def test_foreign_zip_and_npz_files_are_refused(tmp_path):
         (lambda h: h.update(format="keras"), "not a neural_networks"),
         (lambda h: h.pop("config"), "config"),
         (lambda h: h["config"]["layers"][0].update(type="transformer"), "transformer"),
-        (lambda h: h["config"]["layers"][0].update(activation="gelu"), "gelu"),
+        (lambda h: h["config"]["layers"][0].update(activation="mish"), "mish"),
         (lambda h: h["config"]["layers"][3].update(n_out=5), "layer 3.*parameter W"),
         (lambda h: h["config"]["layers"].pop(), None),
         (lambda h: h["config"].update(input_shape=[6, 6, 3]), "layer 0.*parameter W"),

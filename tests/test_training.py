@@ -305,8 +305,8 @@ def test_divergence_stops_with_the_epoch_and_batch_and_keeps_the_best_file(tmp_p
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("activation", ["softmax", "sigmoid", "tanh"])
-@pytest.mark.parametrize("loss", ["cross_entropy", "l2"])
+@pytest.mark.parametrize("loss, activation", [("cross_entropy", "softmax"), ("binary_cross_entropy", "sigmoid"),
+                                              ("l2", "softmax"), ("l2", "sigmoid"), ("l2", "tanh")])
 def test_outputs_losses_and_gradients_stay_finite_for_logits_of_1e4(dtype, activation, loss):
     layer = FullyConnected(2, activation)
     model = nn.NeuralNetwork([layer], loss=loss, dtype=dtype, seed=0)
@@ -323,6 +323,9 @@ def test_outputs_losses_and_gradients_stay_finite_for_logits_of_1e4(dtype, activ
     if loss == "cross_entropy":
         # −log(1) for the right row, −log(ε) for the wrong one (probabilities are clipped at ε)
         assert value == pytest.approx(-np.log(probability_floor(np.dtype(dtype))) / 2, rel=1e-6)
+    if loss == "binary_cross_entropy":
+        # per row Σ over both outputs: row 1 right on both (0), row 2 wrong on both (2·(−log ε))
+        assert value == pytest.approx(-np.log(probability_floor(np.dtype(dtype))), rel=1e-6)
     for name, gradient in model.named_gradients().items():
         assert np.all(np.isfinite(gradient)), name
     model.update()

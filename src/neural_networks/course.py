@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import inspect
 
+import numpy as np
+
 from .callbacks import Callback
 from .errors import InvalidParameterError
 from .layers import LAYERS, Layer, layer_from_config
-from .training import History, Trainer, accuracy
+from .training import History, Trainer
 from .utils.batches import batch_indices
 from .utils.validation import Integral, Interval, validate_params
 
@@ -44,6 +46,13 @@ def layers_from_args(layer_args) -> tuple[list[Layer], dict | None]:
 def _takes_n_out(layer_type) -> bool:
     cls = LAYERS.get(layer_type) if isinstance(layer_type, str) else None
     return cls is not None and "n_out" in inspect.signature(cls).parameters
+
+
+def course_error(loss, Y, Y_hat) -> float:
+    """The course's error: 1 − accuracy for a classification loss, else the mean squared
+    error over every output value (the course's ``models.error`` for "l2")."""
+    accuracy = loss.accuracy(Y, Y_hat)
+    return 1.0 - accuracy if accuracy is not None else float(np.mean((Y_hat - Y) ** 2))
 
 
 class CourseLogger(Callback):
@@ -104,7 +113,7 @@ class CourseModelAPI:
             Y = self.check_targets(data.labels[rows], X.shape[0], "dataset.test labels")
             Y_hat, loss = self.predict(X, Y)
             results["loss"].append(loss)
-            results["error"].append(1.0 - (accuracy(Y, Y_hat) or 0.0))
+            results["error"].append(course_error(self.loss, Y, Y_hat))
             if save_predictions:
                 results["prediction"].append(Y_hat)
         return results

@@ -20,9 +20,9 @@ from . import inputs, serialization
 from .course import CourseModelAPI, layers_from_args
 from .errors import FormatError, InvalidParameterError, NotBuiltError, ShapeError, TrainingDivergedError
 from .layers import Layer, layer_from_config
-from .losses import Loss, initialize_loss
+from .losses import Loss, initialize_loss, loss_config
 from .optimizers import OPTIMIZERS, Optimizer, initialize_optimizer, optimizer_from_config
-from .training import History, Trainer, accuracy
+from .training import History, Trainer
 from .utils.batches import batch_indices
 from .utils.random import SeedSource, generator_from_state, generator_state
 from .utils.validation import Integral, Interval, StrOptions, lookup, validate_params
@@ -165,6 +165,8 @@ class NeuralNetwork(CourseModelAPI):
             if not layer.built:
                 layer.build(shape)
             shape = layer.output_shape(shape)
+        if self._deferred_output is None:  # the output layer is known: can the loss use it?
+            self.loss.check_output_layer(self.layers[-1].activation, int(np.prod(shape)))
         return self
 
     @property
@@ -289,7 +291,7 @@ class NeuralNetwork(CourseModelAPI):
         X = self.check_inputs(X, "X")
         Y = self.check_targets(Y, X.shape[0], "Y")
         Y_hat = self.predict(X, batch_size=batch_size)
-        return {"loss": self.loss(Y, Y_hat), "accuracy": accuracy(Y, Y_hat)}
+        return {"loss": self.loss(Y, Y_hat), "accuracy": self.loss.accuracy(Y, Y_hat)}
 
     def check_inputs(self, X, argument: str = "X") -> np.ndarray:
         """X validated for this model (see ``neural_networks.inputs.check_inputs``)."""
@@ -357,7 +359,7 @@ class NeuralNetwork(CourseModelAPI):
         """JSON-able architecture: layers, loss, dtype, input shape, optimizer and seed."""
         return {
             "layers": [layer.get_config() for layer in self.layers],
-            "loss": self.loss.get_config()["type"],
+            "loss": loss_config(self.loss),
             "dtype": str(self.dtype),
             "input_shape": list(self.input_shape) if self.input_shape is not None else None,
             "optimizer": self.optimizer.get_config(),

@@ -27,7 +27,7 @@ from .utils.validation import BOOLEAN, Integral, Interval, Real, validate_params
 
 METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "time")
 
-__all__ = ["Trainer", "History", "accuracy", "METRICS"]
+__all__ = ["Trainer", "History", "METRICS"]
 
 
 @dataclass
@@ -67,13 +67,6 @@ class History:
         history = cls()
         history.load_state_dict(state)
         return history
-
-
-def accuracy(Y: np.ndarray, Y_hat: np.ndarray) -> float | None:
-    """Fraction of rows whose argmax matches; None for single-output (regression) models."""
-    if Y_hat.ndim != 2 or Y_hat.shape[1] < 2:
-        return None
-    return float(np.mean(np.argmax(Y_hat, axis=1) == np.argmax(Y, axis=1)))
 
 
 def check_finite_step(model, loss: float, epoch: int, batch: int) -> None:
@@ -210,6 +203,11 @@ class Trainer:
         started = time.perf_counter()
         progress = EpochProgress(self.verbose, epoch, self.epochs, n_samples)
         logs = self.train_on_batches(batches, epoch, progress)
+        if model.loss.diverged(logs["loss"], model.dtype, int(np.prod(model.output_shape()))):
+            raise TrainingDivergedError(
+                f"training diverged in epoch {epoch + 1}: the mean loss {logs['loss']:.4g} is stuck "
+                f"near its clipping ceiling (the target's probability is at the floor for most "
+                f"samples); try a lower learning rate")
         if validation is not None:
             scores = model.evaluate(*validation)
             logs |= {"val_loss": scores["loss"], "val_accuracy": scores["accuracy"]}
@@ -230,7 +228,7 @@ class Trainer:
             loss = model.backward(Y_batch, Y_hat)
             check_finite_step(model, loss, epoch, batch)
             model.update()
-            batch_accuracy = accuracy(Y_batch, Y_hat)
+            batch_accuracy = model.loss.accuracy(Y_batch, Y_hat)
             loss_sum += loss * len(X_batch)
             correct += (batch_accuracy or 0.0) * len(X_batch)
             counted += len(X_batch)

@@ -125,7 +125,7 @@ def test_upstream_gradient_of_wrong_shape():
     assert "FullyConnected" in message and "(5, 2)" in message and "(5, 3)" in message
 
 
-@pytest.mark.parametrize("kwargs", [{"activation": "swish"}, {"weight_init": "glorot"}])
+@pytest.mark.parametrize("kwargs", [{"activation": "mish"}, {"weight_init": "glorot"}])
 def test_unknown_names(kwargs):
     with pytest.raises(ValueError) as error:
         FullyConnected(n_out=2, **kwargs)

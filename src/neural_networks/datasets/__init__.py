@@ -5,7 +5,8 @@
   ``wine``, ``breast_cancer`` (bundled with scikit-learn, an optional
   dependency: ``pip install "neural-networks[datasets]"``) and ``mnist``,
   ``fashion_mnist``, ``cifar10`` (files the user already has; nothing is ever
-  downloaded or unpickled).
+  downloaded or unpickled), and ``sinewave`` (generated from the seed:
+  :func:`make_sinewave`).
 * :func:`read_idx`, :func:`load_mnist`, :func:`load_cifar10` read the files.
 * :func:`iterate_minibatches`, :class:`Data`, :class:`Dataset` and
   :func:`initialize_dataset` serve mini-batches.
@@ -28,6 +29,7 @@ from .files import (
 )
 from .loading import DATASET_NAMES, FILE_DATASETS, Splits, load_dataset
 from .preprocessing import Standardizer, stratified_split
+from .synthetic import SYNTHETIC_DATASETS, make_sinewave
 
 __all__ = [
     "CIFAR10_CLASS_NAMES",
@@ -44,6 +46,7 @@ __all__ = [
     "MissingDependencyError",
     "OfficialSplit",
     "Splits",
+    "SYNTHETIC_DATASETS",
     "Standardizer",
     "initialize_dataset",
     "iterate_minibatches",
@@ -51,6 +54,7 @@ __all__ = [
     "load_dataset",
     "load_embedded",
     "load_mnist",
+    "make_sinewave",
     "read_cifar10_batch",
     "read_idx",
     "resolve_data_dir",

@@ -27,6 +27,7 @@ from ..utils import integers_to_one_hot
 from ..utils.batches import batch_indices, batch_slice
 from ..utils.validation import BOOLEAN, Integral, Interval, validate_params
 from .loading import load_dataset
+from .synthetic import SYNTHETIC_DATASETS
 
 __all__ = ["Data", "Dataset", "initialize_dataset", "iterate_minibatches"]
 
@@ -356,6 +357,10 @@ _INITIALIZE_CONSTRAINTS = {"name": [str], "batch_size": _BATCH_SIZE, "seed": [In
 def initialize_dataset(name: str, batch_size: int = 50, seed: int = 0, **load_kwargs) -> Dataset:
     """Load a dataset by name into a course-style :class:`Dataset` with one-hot labels.
 
+    The regression set ``"sinewave"`` keeps its targets ``(N, 1)`` and serves its
+    sequences in the course's layout ``(N, 1, T)`` (features, then time), as the
+    course's Elman RNN reads them (``load_dataset`` gives them batch-first ``(N, T, 1)``).
+
     Parameters
     ----------
     name : str
@@ -367,7 +372,7 @@ def initialize_dataset(name: str, batch_size: int = 50, seed: int = 0, **load_kw
     **load_kwargs
         Passed to :func:`~neural_networks.datasets.load_dataset`
         (``validation_size``, ``test_size``, ``flatten``, ``standardize``,
-        ``data_dir``).
+        ``data_dir``, ``noise``).
 
     Returns
     -------
@@ -384,13 +389,20 @@ def initialize_dataset(name: str, batch_size: int = 50, seed: int = 0, **load_kw
     width = splits.n_classes  # not max(label) + 1: a split may miss the last class
 
     def one_hot(y):
+        if width == 0:  # regression: the targets as they are
+            return y
         return integers_to_one_hot(y, max_val=width - 1).astype(np.float32)
 
+    def course_layout(X):
+        if name in SYNTHETIC_DATASETS and X.ndim == 3:  # sequences (N, T, d) -> (N, d, T)
+            return np.ascontiguousarray(X.transpose(0, 2, 1))
+        return X
+
     dataset = Dataset(
-        splits.X_train, one_hot(splits.y_train), batch_size,
-        validation_set=splits.X_val if len(splits.X_val) else None,
+        course_layout(splits.X_train), one_hot(splits.y_train), batch_size,
+        validation_set=course_layout(splits.X_val) if len(splits.X_val) else None,
         validation_labels=one_hot(splits.y_val) if len(splits.X_val) else None,
-        test_set=splits.X_test if len(splits.X_test) else None,
+        test_set=course_layout(splits.X_test) if len(splits.X_test) else None,
         test_labels=one_hot(splits.y_test) if len(splits.X_test) else None,
         seed=seed,
     )

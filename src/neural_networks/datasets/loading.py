@@ -7,11 +7,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import unknown_name
+from ..errors import InvalidParameterError, unknown_name
 from ..utils.validation import check_bool
 from .embedded import EMBEDDED_DATASETS, load_embedded
 from .files import OfficialSplit, load_cifar10, load_mnist
 from .preprocessing import Standardizer, stratified_split
+from .synthetic import SYNTHETIC_DATASETS, make_sinewave
 
 __all__ = ["DATASET_NAMES", "FILE_DATASETS", "Splits", "load_dataset"]
 
@@ -19,7 +20,7 @@ __all__ = ["DATASET_NAMES", "FILE_DATASETS", "Splits", "load_dataset"]
 FILE_DATASETS = ("mnist", "fashion_mnist", "cifar10")
 
 #: Every name :func:`load_dataset` accepts.
-DATASET_NAMES = EMBEDDED_DATASETS + FILE_DATASETS
+DATASET_NAMES = EMBEDDED_DATASETS + FILE_DATASETS + SYNTHETIC_DATASETS
 
 
 @dataclass(eq=False, repr=False)
@@ -31,13 +32,14 @@ class Splits:
     X_train, X_val, X_test : numpy.ndarray
         ``float32`` inputs, shape ``(N, *input_shape)``.
     y_train, y_val, y_test : numpy.ndarray
-        ``int64`` class ids ``0..n_classes-1``, shape ``(N,)``.
+        ``int64`` class ids ``0..n_classes-1``, shape ``(N,)``; for a regression
+        set (``sinewave``), ``float32`` targets of shape ``(N, 1)``.
     class_names : list of str
-        Name of each class id.
+        Name of each class id; empty for a regression set (``n_classes`` is 0).
     standardizer : Standardizer or None
         The standardiser fitted on the raw training split, to apply the same
         preprocessing to raw inputs later (``standardizer.transform(raw)``);
-        None when ``standardize=False``.
+        None when ``standardize=False`` and for the generated sets.
     name : str
         Dataset name as passed to :func:`load_dataset`.
     preprocessing : Standardizer or None
@@ -105,8 +107,9 @@ def load_dataset(
     standardize: bool = True,
     data_dir: str | os.PathLike | None = None,
     scale_pixels: bool = True,
+    noise: float = 0.0,
 ) -> Splits:
-    """Load a classification dataset split into train, validation and test sets.
+    """Load a dataset split into train, validation and test sets.
 
     Parameters
     ----------
@@ -116,22 +119,28 @@ def load_dataset(
         ``"fashion_mnist"`` (28x28 grey images) or ``"cifar10"`` (32x32 RGB);
         the last three are read from files under ``data_dir``, see
         :func:`~neural_networks.datasets.load_mnist` and
-        :func:`~neural_networks.datasets.load_cifar10`.
+        :func:`~neural_networks.datasets.load_cifar10`; or ``"sinewave"``, a
+        regression set generated from ``seed`` (sequences ``(N, 20, 1)``, targets
+        ``(N, 1)``, see :func:`~neural_networks.datasets.make_sinewave`).
     seed : int
-        Seed of the shuffled, stratified split; the same seed gives the same split.
+        Seed of the shuffled, stratified split (and of the generated data); the
+        same seed gives the same split.
     validation_size : float
         Fraction in [0, 1) for the validation set: of the whole dataset for the
         scikit-learn sets, of the official training set for the file sets.
     test_size : float
         Fraction in [0, 1) of the whole dataset for the test set.  Ignored by
-        the file sets, whose test set is the official one.
+        the file sets, whose test set is the official one.  The generated sets
+        are split at random (a regression target has no class to stratify by).
     flatten : bool
         Return images as vectors ``(N, H*W*C)`` instead of ``(N, H, W, C)``.
     standardize : bool
         Standardise with statistics of the training split only: per feature
         for tabular data and digits, per channel for the file image sets.
         When False, tabular data and digits stay raw and file images are only
-        divided by 255 (see ``scale_pixels``).
+        divided by 255 (see ``scale_pixels``).  The generated sets are never
+        standardised (sine values already lie in [-1, 1], and the target must stay
+        the next input value).
     data_dir : str or path-like, optional
         Folder of the file datasets; default ``$NEURAL_NETWORKS_DATA`` or ``./data``.
     scale_pixels : bool
@@ -142,6 +151,9 @@ def load_dataset(
         scale_pixels=False`` returns the values as stored, as float32: the raw
         inputs a saved ``preprocessing`` record applies to.  The tabular sets
         and digits have no 8-bit pixels: it changes nothing for them.
+    noise : float
+        ``sinewave`` only: standard deviation of Gaussian noise added to every
+        value (default 0, noise-free).
 
     Returns
     -------
@@ -159,14 +171,21 @@ def load_dataset(
     _check_fraction("validation_size", validation_size)
     standardize = check_bool("standardize", standardize)
     scale_pixels = check_bool("scale_pixels", scale_pixels)
+    if noise != 0 and name not in SYNTHETIC_DATASETS:
+        raise InvalidParameterError(
+            f"noise applies only to the generated datasets {list(SYNTHETIC_DATASETS)}, "
+            f"got noise={noise!r} for {name!r}")
     rng = np.random.default_rng(seed)
-    if name in EMBEDDED_DATASETS:
+    if name in EMBEDDED_DATASETS or name in SYNTHETIC_DATASETS:
         _check_fraction("test_size", test_size)
         if validation_size + test_size >= 1:
             raise ValueError(
                 f"validation_size + test_size must be below 1, got {validation_size + test_size}"
             )
-        splits = _embedded_splits(name, rng, validation_size, test_size, flatten, standardize)
+        if name in SYNTHETIC_DATASETS:
+            splits = _synthetic_splits(name, rng, validation_size, test_size, flatten, noise)
+        else:
+            splits = _embedded_splits(name, rng, validation_size, test_size, flatten, standardize)
     elif name in FILE_DATASETS:
         official = _load_official(name, data_dir)
         splits = _file_splits(name, official, rng, validation_size, flatten, standardize,
@@ -209,6 +228,21 @@ def _embedded_splits(name, rng, validation_size, test_size, flatten, standardize
         parts[0], y[train], parts[1], y[val], parts[2], y[test],
         class_names=class_names, standardizer=standardizer, name=name,
         preprocessing=standardizer if standardizer is not None else Standardizer.scaling(1.0),
+    )
+
+
+def _synthetic_splits(name, rng, validation_size, test_size, flatten, noise) -> Splits:
+    """Random three-way split of a generated regression set (one class: nothing to stratify)."""
+    X, y = make_sinewave(noise=noise, seed=rng)
+    if flatten:
+        X = X.reshape(len(X), -1)
+    train, val, test = stratified_split(
+        np.zeros(len(y), dtype=np.int64), [1 - validation_size - test_size, validation_size, test_size], rng
+    )
+    return Splits(
+        X[train], y[train], X[val], y[val], X[test], y[test],
+        class_names=[], standardizer=None, name=name,
+        preprocessing=Standardizer.scaling(1.0),  # the values as generated
     )
 
 

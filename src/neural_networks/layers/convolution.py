@@ -19,7 +19,7 @@ from collections import OrderedDict
 import numpy as np
 from numpy.lib.stride_tricks import as_strided, sliding_window_view
 
-from ..activations import Activation, initialize_activation
+from ..activations import Activation, activation_config, initialize_activation
 from ..errors import ShapeError, UnknownNameError
 from ..utils.validation import Integral, Interval, validate_params
 from ..weights import initialize_weights
@@ -183,7 +183,7 @@ class Conv2D(Layer):
     type_name = "conv2d"
     _parameter_constraints = {
         "n_out": [Interval(Integral, 1, None)],
-        "activation": [str, Activation],
+        "activation": [str, Activation, dict],
         "weight_init": [str],
     }
     #: "auto", "shifted" or "patches" (see above); a performance choice only, every one
@@ -343,7 +343,7 @@ class Conv2D(Layer):
             "type": self.type_name,
             "n_out": self.n_out,
             "kernel_shape": list(self.kernel_shape),
-            "activation": self.activation.name,
+            "activation": activation_config(self.activation),
             "stride": list(self.stride),
             "pad": list(self.pad),
             "weight_init": self.weight_init,

@@ -6,7 +6,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ..activations import Activation, initialize_activation
+from ..activations import Activation, activation_config, initialize_activation
 from ..errors import ShapeError, UnknownNameError
 from ..utils.validation import Integral, Interval, validate_params
 from ..weights import initialize_weights
@@ -51,7 +51,7 @@ class FullyConnected(Layer):
     type_name = "fully_connected"
     _parameter_constraints = {
         "n_out": [Interval(Integral, 1, None)],
-        "activation": [str, Activation],
+        "activation": [str, Activation, dict],
         "weight_init": [str],
     }
 
@@ -123,7 +123,7 @@ class FullyConnected(Layer):
         return {
             "type": self.type_name,
             "n_out": self.n_out,
-            "activation": self.activation.name,
+            "activation": activation_config(self.activation),
             "weight_init": self.weight_init,
         }
 

@@ -38,7 +38,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ..activations import Activation, ReLU, TanH, initialize_activation, keep_where
+from ..activations import Activation, ReLU, TanH, activation_config, initialize_activation, keep_where
 from ..errors import ShapeError, UnknownNameError
 from ..utils.validation import BOOLEAN, Integral, Interval, StrOptions, validate_params
 from ..weights import initialize_weights
@@ -663,7 +663,7 @@ class Elman(Layer):
     type_name = "elman"
     _parameter_constraints = {
         "n_out": [Interval(Integral, 1, None)],
-        "activation": [str, Activation],
+        "activation": [str, Activation, dict],
         "weight_init": [str],
     }
 
@@ -739,7 +739,7 @@ class Elman(Layer):
         return {
             "type": self.type_name,
             "n_out": self.n_out,
-            "activation": self.activation.name,
+            "activation": activation_config(self.activation),
             "weight_init": self.weight_init,
         }
 
