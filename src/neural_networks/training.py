@@ -184,7 +184,7 @@ class Trainer:
         first_epoch = self.epochs if self.stopped_early else self.start_epoch
         with model.mode(True):
             for epoch in range(first_epoch, self.epochs):
-                logs = self._run_epoch(epoch, epoch_batches(epoch), n_samples, validation)
+                self._run_epoch(epoch, epoch_batches(epoch), n_samples, validation)
                 if self.checkpoint is not None:
                     self._save(epoch + 1)
                 if model.stop_training:

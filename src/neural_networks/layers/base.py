@@ -8,8 +8,11 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..errors import InvalidParameterError, NotBuiltError, ShapeError
+from ..activations import Activation, initialize_activation
+from ..errors import InvalidParameterError, NotBuiltError, ShapeError, UnknownNameError
 from ..utils.random import generator_from_state, generator_state
+from ..utils.validation import Integral, Interval, validate_params
+from ..weights import initialize_weights
 
 
 class Layer(ABC):
@@ -204,6 +207,41 @@ class Layer(ABC):
     def __repr__(self) -> str:
         settings = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "type")
         return f"{type(self).__name__}({settings})"
+
+
+class KernelLayer(Layer):
+    """A layer Y = f(Z) with ``n_out`` output units whose weights come from a named
+    initialiser: the settings, and the build of W and b, that FullyConnected, Conv2D and
+    Elman share. Subclasses declare ``parameter_shapes`` (with "W" and "b" at least;
+    every other weight comes from the initialiser too)."""
+
+    _parameter_constraints = {
+        "n_out": [Interval(Integral, 1, None)],
+        "activation": [str, Activation, dict],
+        "weight_init": [str],
+    }
+
+    def __init__(self, n_out: int, activation, weight_init: str) -> None:
+        super().__init__()
+        validate_params(self, n_out=n_out, activation=activation, weight_init=weight_init)
+        self.n_out = int(n_out)
+        self.n_in = None
+        try:
+            self.activation = initialize_activation(activation)
+            self.init_weights = initialize_weights(weight_init, activation=self.activation.name)
+        except UnknownNameError as error:  # say which layer got the unknown name
+            raise UnknownNameError(f"{type(self).__name__}: {error}") from None
+        self.weight_init = weight_init
+
+    def build(self, input_shape: tuple[int, ...]) -> None:
+        """Every weight from the initialiser, b zeros (in ``parameter_shapes``' order), and
+        zero gradients."""
+        dtype, rng = self._param_dtype(np.float64), self._rng()
+        self.parameters = OrderedDict(
+            (key, np.zeros(shape, dtype=dtype) if key == "b" else self.init_weights(shape, rng=rng, dtype=dtype))
+            for key, shape in self.parameter_shapes(input_shape).items())
+        self.gradients = OrderedDict((key, np.zeros_like(value)) for key, value in self.parameters.items())
+        super().build(input_shape)
 
 
 def as_pair(value, argument: str, layer: str, minimum: int = 1) -> tuple[int, int]:

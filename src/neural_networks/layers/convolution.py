@@ -14,16 +14,12 @@ which costs less than the memory it would hold.
 
 from __future__ import annotations
 
-from collections import OrderedDict
-
 import numpy as np
 from numpy.lib.stride_tricks import as_strided, sliding_window_view
 
-from ..activations import Activation, activation_config, initialize_activation
-from ..errors import ShapeError, UnknownNameError
-from ..utils.validation import Integral, Interval, validate_params
-from ..weights import initialize_weights
-from .base import Layer, as_pair, output_hw, resolve_pad, window
+from ..activations import activation_config
+from ..errors import ShapeError
+from .base import KernelLayer, as_pair, output_hw, resolve_pad, window
 
 #: with ``algorithm="auto"``, layers with at least this many input channels use
 #: "shifted" when it applies (measured on the benchmark, see benchmarks/README.md)
@@ -124,7 +120,7 @@ def shifted_correlation(A_pad: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     return out
 
 
-class Conv2D(Layer):
+class Conv2D(KernelLayer):
     """2-D convolution (cross-correlation, as ``torch.nn.functional.conv2d``).
 
     Forward, with X̃ the zero-padded input and s the stride::
@@ -181,11 +177,6 @@ class Conv2D(Layer):
     """
 
     type_name = "conv2d"
-    _parameter_constraints = {
-        "n_out": [Interval(Integral, 1, None)],
-        "activation": [str, Activation, dict],
-        "weight_init": [str],
-    }
     #: "auto", "shifted" or "patches" (see above); a performance choice only, every one
     #: computes the same values (up to float rounding). "shifted" falls back to
     #: "patches" where it does not apply.
@@ -200,19 +191,10 @@ class Conv2D(Layer):
         pad="same",
         weight_init: str = "xavier_uniform",
     ) -> None:
-        super().__init__()
-        validate_params(self, n_out=n_out, activation=activation, weight_init=weight_init)
-        self.n_out = int(n_out)
-        self.n_in = None
+        super().__init__(n_out, activation, weight_init)
         self.kernel_shape = as_pair(kernel_shape, "kernel_shape", "Conv2D")
         self.stride = as_pair(stride, "stride", "Conv2D")
         self.pad = resolve_pad(pad, self.kernel_shape, "Conv2D")
-        try:
-            self.activation = initialize_activation(activation)
-            self.init_weights = initialize_weights(weight_init, activation=self.activation.name)
-        except UnknownNameError as error:  # say which layer got the unknown name
-            raise UnknownNameError(f"Conv2D: {error}") from None
-        self.weight_init = weight_init
 
     def parameter_shapes(self, input_shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
         if len(input_shape) != 3:
@@ -222,14 +204,8 @@ class Conv2D(Layer):
 
     def build(self, input_shape: tuple[int, ...]) -> None:
         """W (kh, kw, C_in, C_out) from the initialiser, b (1, C_out) zeros, zero gradients."""
-        shapes = self.parameter_shapes(input_shape)
-        self.n_in = shapes["W"][2]
-        dtype = self._param_dtype(np.float64)
-        W = self.init_weights(shapes["W"], rng=self._rng(), dtype=dtype)
-        b = np.zeros(shapes["b"], dtype=dtype)
-        self.parameters = OrderedDict(W=W, b=b)
-        self.gradients = OrderedDict(W=np.zeros_like(W), b=np.zeros_like(b))
         super().build(input_shape)
+        self.n_in = self.parameters["W"].shape[2]
 
     def _uses_shifted(self, channels: int) -> bool:
         (kh, kw), (ph, pw) = self.kernel_shape, self.pad

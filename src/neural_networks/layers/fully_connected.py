@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
-
 import numpy as np
 
-from ..activations import Activation, activation_config, initialize_activation
-from ..errors import ShapeError, UnknownNameError
-from ..utils.validation import Integral, Interval, validate_params
-from ..weights import initialize_weights
-from .base import Layer
+from ..activations import activation_config
+from ..errors import ShapeError
+from .base import KernelLayer
 
 
-class FullyConnected(Layer):
+class FullyConnected(KernelLayer):
     """Affine map followed by an activation.
 
     Forward::
@@ -49,23 +45,8 @@ class FullyConnected(Layer):
     """
 
     type_name = "fully_connected"
-    _parameter_constraints = {
-        "n_out": [Interval(Integral, 1, None)],
-        "activation": [str, Activation, dict],
-        "weight_init": [str],
-    }
-
     def __init__(self, n_out: int, activation="linear", weight_init: str = "xavier_uniform") -> None:
-        super().__init__()
-        validate_params(self, n_out=n_out, activation=activation, weight_init=weight_init)
-        self.n_out = int(n_out)
-        self.n_in = None
-        try:
-            self.activation = initialize_activation(activation)
-            self.init_weights = initialize_weights(weight_init, activation=self.activation.name)
-        except UnknownNameError as error:  # say which layer got the unknown name
-            raise UnknownNameError(f"FullyConnected: {error}") from None
-        self.weight_init = weight_init
+        super().__init__(n_out, activation, weight_init)
 
     def parameter_shapes(self, input_shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
         if len(input_shape) != 1:
@@ -75,14 +56,8 @@ class FullyConnected(Layer):
 
     def build(self, input_shape: tuple[int, ...]) -> None:
         """W (n_in, n_out) from the initialiser, b (1, n_out) zeros, and zero gradients."""
-        shapes = self.parameter_shapes(input_shape)
-        self.n_in = shapes["W"][0]
-        dtype = self._param_dtype(np.float64)
-        W = self.init_weights(shapes["W"], rng=self._rng(), dtype=dtype)
-        b = np.zeros(shapes["b"], dtype=dtype)
-        self.parameters = OrderedDict(W=W, b=b)
-        self.gradients = OrderedDict(W=np.zeros_like(W), b=np.zeros_like(b))
         super().build(input_shape)
+        self.n_in = self.parameters["W"].shape[0]
 
     def forward(self, X: np.ndarray, retain_derived: bool = True) -> np.ndarray:
         X = self._check_input(X, rank=2)

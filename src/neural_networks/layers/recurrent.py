@@ -42,7 +42,7 @@ from ..activations import Activation, ReLU, TanH, activation_config, initialize_
 from ..errors import ShapeError, UnknownNameError
 from ..utils.validation import BOOLEAN, Integral, Interval, StrOptions, validate_params
 from ..weights import initialize_weights
-from .base import Layer
+from .base import KernelLayer, Layer
 
 
 # -- element-wise helpers ------------------------------------------------------------------
@@ -625,7 +625,7 @@ class GRU(_Recurrent):
 
 
 # -- the course's Elman layer -------------------------------------------------------------------
-class Elman(Layer):
+class Elman(KernelLayer):
     """The course's (2020) Elman recurrent layer, on the course's layout (N, d, T).
 
     Forward, for t = 1..T from s_0 = 0, x_t = X[:, :, t]::
@@ -661,37 +661,19 @@ class Elman(Layer):
     """
 
     type_name = "elman"
-    _parameter_constraints = {
-        "n_out": [Interval(Integral, 1, None)],
-        "activation": [str, Activation, dict],
-        "weight_init": [str],
-    }
-
     def __init__(self, n_out: int, activation="tanh", weight_init: str = "xavier_uniform") -> None:
-        super().__init__()
-        validate_params(self, n_out=n_out, activation=activation, weight_init=weight_init)
-        self.n_out = int(n_out)
-        self.n_in = None
-        try:
-            self.activation = initialize_activation(activation)
-            self.init_weights = initialize_weights(weight_init, activation=self.activation.name)
-        except UnknownNameError as error:
-            raise UnknownNameError(f"Elman: {error}") from None
-        self.weight_init = weight_init
+        super().__init__(n_out, activation, weight_init)
+
+    def parameter_shapes(self, input_shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
+        if len(input_shape) != 2:
+            raise ShapeError(f"{self.name}: expected samples of shape (features, time), got {tuple(input_shape)}")
+        n, d = self.n_out, int(input_shape[0])
+        return {"W": (d, n), "U": (n, n), "b": (1, n)}
 
     def build(self, input_shape: tuple[int, ...]) -> None:
         """W (d, n) and U (n, n) from the initialiser, b (1, n) zeros; zero gradients."""
-        if len(input_shape) != 2:
-            raise ShapeError(f"{self.name}: expected samples of shape (features, time), got {tuple(input_shape)}")
-        self.n_in = int(input_shape[0])
-        dtype = self._param_dtype(np.float64)
-        rng = self._rng()
-        W = self.init_weights((self.n_in, self.n_out), rng=rng, dtype=dtype)
-        U = self.init_weights((self.n_out, self.n_out), rng=rng, dtype=dtype)
-        b = np.zeros((1, self.n_out), dtype=dtype)
-        self.parameters = OrderedDict(W=W, U=U, b=b)
-        self.gradients = OrderedDict((key, np.zeros_like(value)) for key, value in self.parameters.items())
         super().build(input_shape)
+        self.n_in = self.parameters["W"].shape[0]
 
     def forward(self, X: np.ndarray, retain_derived: bool = True) -> np.ndarray:
         X = self._check_input(X, rank=3)
