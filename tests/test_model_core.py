@@ -1,5 +1,7 @@
 """NeuralNetwork core: whole-network gradient check, fused softmax + cross-entropy, predict."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -253,19 +255,21 @@ def test_a_one_output_sigmoid_classifier_trains_with_binary_cross_entropy_and_re
     assert history["accuracy"][-1] is not None
 
 
-def test_a_divergence_hidden_by_the_probability_clip_stops_training():
-    from neural_networks.errors import TrainingDivergedError
+def test_a_divergence_hidden_by_the_probability_clip_is_reported():
+    from neural_networks.errors import TrainingStalledWarning
 
     rng = np.random.default_rng(0)
     X, y = rng.standard_normal((60, 4)), rng.integers(0, 3, 60)
     model = NeuralNetwork([FullyConnected(16, "relu"), FullyConnected(3, "softmax")],
-                          optimizer={"name": "SGD", "lr": 100}, seed=0)
-    with pytest.raises(TrainingDivergedError, match="clipping"):
+                          optimizer={"name": "SGD", "lr": 100, "clip_norm": 1.0}, seed=0)  # finite, but lost
+    with pytest.warns(TrainingStalledWarning, match="clipping ceiling"):
         model.fit(X, y, epochs=20, batch_size=10, verbose=0)
     # the same network at a sane rate trains on
     model = NeuralNetwork([FullyConnected(16, "relu"), FullyConnected(3, "softmax")],
                           optimizer={"name": "SGD", "lr": 0.1}, seed=0)
-    assert len(model.fit(X, y, epochs=20, batch_size=10, verbose=0).epochs) == 20
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TrainingStalledWarning)
+        assert len(model.fit(X, y, epochs=20, batch_size=10, verbose=0).epochs) == 20
 
 
 def test_settings_of_activations_and_losses_survive_save_and_load(tmp_path):

@@ -42,6 +42,11 @@ class TrainingDivergedError(NeuralNetworksError, FloatingPointError):
     """The loss or a gradient became nan or inf during training."""
 
 
+class TrainingStalledWarning(UserWarning):
+    """The loss has stayed at its clipping ceiling for several epochs: a divergence that
+    clipping keeps finite, or inputs far too large for the initial weights."""
+
+
 def unknown_name(argument: str, got, accepted) -> UnknownNameError:
     """Build the error for an unknown name, listing what is accepted."""
     return UnknownNameError(f"unknown {argument} {got!r}; expected one of {sorted(accepted)}")

@@ -165,9 +165,12 @@ class NeuralNetwork(CourseModelAPI):
             if not layer.built:
                 layer.build(shape)
             shape = layer.output_shape(shape)
-        if self._deferred_output is None:  # the output layer is known: can the loss use it?
-            self.loss.check_output_layer(self.layers[-1].activation, int(np.prod(shape)))
         return self
+
+    def check_loss(self) -> None:
+        """Raise if the loss cannot train this output layer (cross-entropy on anything but
+        a softmax over classes, say); the Trainer asks before the first step."""
+        self.loss.check_output_layer(self.layers[-1].activation, int(np.prod(self.output_shape())))
 
     @property
     def built(self) -> bool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -20,12 +21,17 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from . import serialization
-from .errors import FormatError, InvalidParameterError, ShapeError, TrainingDivergedError
+from .errors import (FormatError, InvalidParameterError, ShapeError, TrainingDivergedError,
+                     TrainingStalledWarning)
 from .progress import EpochProgress
 from .utils.batches import batch_indices
 from .utils.validation import BOOLEAN, Integral, Interval, Real, validate_params
 
 METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "time")
+#: epochs in a row with a loss at its clipping ceiling, and not falling, after which the
+#: Trainer warns that training looks diverged (a warning, not an error: badly scaled data
+#: can start there honestly and recover)
+STUCK_EPOCHS = 3
 
 __all__ = ["Trainer", "History", "METRICS"]
 
@@ -147,6 +153,7 @@ class Trainer:
         self.history = History()
         self.start_epoch = 0
         self.stopped_early = False
+        self._epochs_stuck, self._last_loss = 0, None
 
     # -- entry points -------------------------------------------------------------------------
     def fit(self, X, Y, validation_data=None, validation_split: float = 0.0) -> History:
@@ -174,6 +181,7 @@ class Trainer:
         progress and the checkpoint. The model trains in training mode and returns to the
         mode it was in, also when training raises."""
         model = self.model
+        model.check_loss()
         for callback in self.callbacks:
             callback.on_train_begin(model)
         if self.resume is not None:
@@ -203,11 +211,16 @@ class Trainer:
         started = time.perf_counter()
         progress = EpochProgress(self.verbose, epoch, self.epochs, n_samples)
         logs = self.train_on_batches(batches, epoch, progress)
-        if model.loss.diverged(logs["loss"], model.dtype, int(np.prod(model.output_shape()))):
-            raise TrainingDivergedError(
-                f"training diverged in epoch {epoch + 1}: the mean loss {logs['loss']:.4g} is stuck "
-                f"near its clipping ceiling (the target's probability is at the floor for most "
-                f"samples); try a lower learning rate")
+        at_ceiling = model.loss.diverged(logs["loss"], model.dtype, int(np.prod(model.output_shape())))
+        improving = self._last_loss is not None and logs["loss"] < 0.99 * self._last_loss
+        self._epochs_stuck = self._epochs_stuck + 1 if at_ceiling and not improving else 0
+        self._last_loss = logs["loss"]
+        if self._epochs_stuck == STUCK_EPOCHS:  # warned once per run
+            warnings.warn(
+                f"training looks diverged: for {STUCK_EPOCHS} epochs up to epoch {epoch + 1} the mean "
+                f"loss (now {logs['loss']:.4g}) has stayed near its clipping ceiling (the target's "
+                f"probability is at the floor for most samples); if the inputs are standardised, "
+                f"try a lower learning rate", TrainingStalledWarning, stacklevel=2)
         if validation is not None:
             scores = model.evaluate(*validation)
             logs |= {"val_loss": scores["loss"], "val_accuracy": scores["accuracy"]}
