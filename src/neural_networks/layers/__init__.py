@@ -11,8 +11,10 @@ import inspect
 from ..errors import unknown_name
 from .base import Layer
 from .convolution import Conv2D
+from .dropout import Dropout
 from .flatten import Flatten
 from .fully_connected import FullyConnected
+from .normalization import BatchNorm1D, BatchNorm2D, LayerNorm
 from .pooling import Pool2D
 
 LAYERS: dict[str, type[Layer]] = {
@@ -20,6 +22,10 @@ LAYERS: dict[str, type[Layer]] = {
     "conv2d": Conv2D,
     "pool2d": Pool2D,
     "flatten": Flatten,
+    "batchnorm1d": BatchNorm1D,
+    "batchnorm2d": BatchNorm2D,
+    "layernorm": LayerNorm,
+    "dropout": Dropout,
 }
 
 
@@ -33,18 +39,26 @@ def initialize_layer(
     pad=None,
     mode=None,
     keep_dim="first",
+    eps=None,
+    momentum=None,
+    n_in=None,
+    p=None,
 ) -> Layer:
-    """Build a layer by name ("fully_connected", "conv2d", "pool2d", "flatten"), with the
-    course factory's signature.
+    """Build a layer by name ("fully_connected", "conv2d", "pool2d", "flatten",
+    "batchnorm1d", "batchnorm2d", "layernorm", "dropout"), with the course factory's
+    signature (2025's ``eps`` and ``momentum`` for "batchnorm1d" included).
 
     Arguments that are None keep the class defaults (the course passed None for every
     argument it was not given, which broke them); arguments a layer type does not take
-    must be None (``keep_dim`` is only read by "flatten").
+    must be None (``keep_dim`` is only read by "flatten"). The course's 2025 factory
+    defaulted to ``eps=1e-8, momentum=0.95``; here an unspecified ``eps`` / ``momentum``
+    keeps BatchNorm's own defaults (1e-5 and 0.9, PyTorch's).
     """
     if name not in LAYERS:
         raise unknown_name("layer", name, LAYERS)
     given = {"activation": activation, "weight_init": weight_init, "n_out": n_out,
-             "kernel_shape": kernel_shape, "stride": stride, "pad": pad, "mode": mode}
+             "kernel_shape": kernel_shape, "stride": stride, "pad": pad, "mode": mode,
+             "eps": eps, "momentum": momentum, "n_in": n_in, "p": p}
     if name == "flatten":
         given["keep_dim"] = keep_dim
     accepted = inspect.signature(LAYERS[name]).parameters
@@ -66,6 +80,10 @@ __all__ = [
     "Conv2D",
     "Pool2D",
     "Flatten",
+    "BatchNorm1D",
+    "BatchNorm2D",
+    "LayerNorm",
+    "Dropout",
     "initialize_layer",
     "layer_from_config",
     "LAYERS",
