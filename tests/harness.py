@@ -165,6 +165,32 @@ def assert_close(ours, reference, dtype, what: str, rtol=None, atol=None) -> Non
     )
 
 
+def normalization_atols(X, dY, gamma, eps: float, axes) -> dict:
+    """``check_layer`` atols for a normalisation over ``axes`` (BatchNorm, LayerNorm).
+
+    X̂ = (X − μ)/σ, γ·X̂ and dX = γ/σ·(dY − mean(dY) − X̂·mean(dY·X̂)) are cancellations:
+    their exact values can be far smaller than their terms (a constant feature with a
+    tiny eps; or dY in the span of 1 and X̂, as always with 2 values per feature, where
+    dX is an eps/σ² fraction of its terms). Any evaluation, torch's float64 reference
+    included, is then off by a unit of round-off of the terms (torch's own float32
+    batch_norm misses max|dX| by as much), so the error is measured against the terms'
+    size, rtol·max|terms| + atol (the dtype's tolerances), as a norm-wise backward error
+    would be: |X|/σ for X̂, |γ|·|X|/σ forward, Σ|dY|·|X|/σ for dγ, |γ·dY|/σ·(1 + |X|/σ)
+    for dX. Where σ is not small against |X| these are the usual tolerances.
+    """
+    rtol, atol = TOLERANCES[np.dtype(X.dtype)]
+    X64, dY64, gamma64 = (np.asarray(a, dtype=np.float64) for a in (X, dY, gamma))
+    gamma64 = gamma64.reshape(-1)
+    sigma = np.sqrt(X64.var(axis=axes, keepdims=True) + eps)
+    x_terms = np.abs(X64) / sigma
+    sum_axes = tuple(range(X64.ndim - 1))
+    return {
+        "forward": rtol * float(np.max(np.abs(gamma64) * x_terms)) + atol,
+        "gamma": rtol * float(np.max(np.sum(np.abs(dY64) * x_terms, axis=sum_axes))) + atol,
+        "dX": rtol * float(np.max(np.abs(gamma64 * dY64) / sigma * (1 + x_terms))) + atol,
+    }
+
+
 def assert_unchanged(before, after, what: str) -> None:
     assert np.asarray(after).dtype == np.asarray(before).dtype, f"{what}: dtype changed"
     assert np.array_equal(before, after, equal_nan=True), f"{what} was modified in place"

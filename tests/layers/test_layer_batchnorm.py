@@ -18,6 +18,7 @@ from harness import (
     float_dtypes,
     make_values,
     nchw_to_nhwc,
+    normalization_atols,
     nhwc_to_nchw,
     to_torch,
 )
@@ -77,29 +78,20 @@ def batch_norm_cases(draw, images: bool, dtypes=float_dtypes, max_size=5):
                 running_mean=running_mean, running_var=running_var)
 
 
-def cancellation_atol(X, dY, gamma, eps):
-    """Absolute tolerance for dX in float32 training mode.
-
-    dX = γ/σ · (dY − mean(dY) − X̂·mean(dY·X̂)) removes from dY its components along 1 and
-    X̂; when dY lies (nearly) in their span the exact result is tiny (with 2 values per
-    feature it is always γ/σ·(dY − mean(dY))·eps/(σ²), about 1e-5 of its terms), and
-    float32 rounding of the terms, about 1e-7 of γ/σ·dY, dominates. torch's own float32
-    batch_norm misses max|dX| by that much too. So the error is measured against the
-    size of the terms, rtol·max|γ·dY/σ|, as a norm-wise backward error would be.
-    """
-    rows = X.reshape(-1, X.shape[-1]).astype(np.float64)
-    sigma = np.sqrt(rows.var(axis=0) + eps)
-    terms = np.abs(gamma.astype(np.float64) * dY.reshape(rows.shape) / sigma)
-    return 1e-4 * float(terms.max()) + 1e-6
+def batch_norm_atols(X, dY, gamma, eps, training):
+    """Tolerances for the cancellations of batch normalisation (see
+    ``harness.normalization_atols``): statistics over every axis but the last in
+    training mode; in evaluation mode X̂ = (X − running_mean)/σ is one as well."""
+    if training:
+        return normalization_atols(X, dY, gamma, eps, axes=tuple(range(X.ndim - 1)))
+    return {}
 
 
 def run_case(case, images: bool, finite_differences=False):
     cls = BatchNorm2D if images else BatchNorm1D
     layer = cls(momentum=case["momentum"], eps=case["eps"])
     twin = batch_norm_twin(images, case["training"], case["momentum"], case["eps"])
-    atols = {}
-    if case["training"] and case["dtype"] == np.float32:
-        atols["dX"] = cancellation_atol(case["X"], case["dY"], case["gamma"], case["eps"])
+    atols = batch_norm_atols(case["X"], case["dY"], case["gamma"], case["eps"], case["training"])
     return check_layer(
         layer, twin, case["X"], case["dY"],
         params={"gamma": case["gamma"], "beta": case["beta"]},
@@ -157,7 +149,7 @@ def torch_module(images, channels, momentum, eps, gamma, beta):
 
 def step_both(layer, module, X, dY, images, dtype, what):
     """One forward + backward of ours and of the torch module; compare everything."""
-    Y, dX = layer.forward(X), None
+    Y = layer.forward(X)
     dX = layer.backward(dY)
     x = to_torch(X, requires_grad=True)
     y = module(nhwc_to_nchw(x)) if images else module(x)
@@ -165,10 +157,11 @@ def step_both(layer, module, X, dY, images, dtype, what):
     module.zero_grad()
     (y * to_torch(dY)).sum().backward()
     assert Y.dtype == dtype and dX.dtype == dtype
-    assert_close(Y, y.detach().numpy(), dtype, f"{what}: forward")
-    atol = cancellation_atol(X, dY, layer.parameters["gamma"], layer.eps) if layer.training and dtype == np.float32 else None
-    assert_close(dX, x.grad.numpy(), dtype, f"{what}: dX", atol=atol)
-    assert_close(layer.gradients["gamma"], module.weight.grad.numpy().reshape(1, -1), dtype, f"{what}: dgamma")
+    atols = batch_norm_atols(X, dY, layer.parameters["gamma"], layer.eps, layer.training)
+    assert_close(Y, y.detach().numpy(), dtype, f"{what}: forward", atol=atols.get("forward"))
+    assert_close(dX, x.grad.numpy(), dtype, f"{what}: dX", atol=atols.get("dX"))
+    assert_close(layer.gradients["gamma"], module.weight.grad.numpy().reshape(1, -1), dtype, f"{what}: dgamma",
+                 atol=atols.get("gamma"))
     assert_close(layer.gradients["beta"], module.bias.grad.numpy().reshape(1, -1), dtype, f"{what}: dbeta")
     for ours, theirs in (("running_mean", module.running_mean), ("running_var", module.running_var)):
         assert layer.buffers[ours].dtype == dtype, f"{what}: {ours} dtype {layer.buffers[ours].dtype}"
