@@ -14,6 +14,19 @@ differences:
 * with ``finite_differences=True`` (float64 only): dX, dW, db against central
   differences of L = Σ forward(X)·dY.
 
+Layers with state or randomness take three more keywords:
+
+* ``training=True | False`` sets ``layer.training`` first (the layer's own mode otherwise);
+* ``buffers={name: array}`` (e.g. BatchNorm's running statistics): the built buffers
+  must have these names, shapes and dtype, they are replaced by copies of these values,
+  the twin is called as ``twin(x, params, buffers)`` with float64 torch copies it may
+  update in place (as ``torch.nn.functional.batch_norm`` does in training mode), and
+  the layer's buffers after its forward must match the twin's; in evaluation mode the
+  forward must leave them unchanged. Without ``buffers`` the layer must have none;
+* ``replay_rng=True`` (e.g. dropout): every forward the harness runs starts from the
+  generator state the layer had when ``check_layer`` was called, so each draws the
+  same random numbers, which the twin reproduces from that state.
+
 The torch twin is a function ``twin(x, params) -> y`` taking torch float64 tensors
 in *our* layouts (NHWC images, conv W (kh, kw, C_in, C_out), FC W (n_in, n_out),
 b (1, n_out)) and returning the output in our layout; it converts to torch's
@@ -31,6 +44,8 @@ import numpy as np
 import torch
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
+
+from neural_networks.layers.base import generator_from_state, generator_state
 
 torch.set_num_threads(1)
 
@@ -150,6 +165,32 @@ def assert_close(ours, reference, dtype, what: str, rtol=None, atol=None) -> Non
     )
 
 
+def normalization_atols(X, dY, gamma, eps: float, axes) -> dict:
+    """``check_layer`` atols for a normalisation over ``axes`` (BatchNorm, LayerNorm).
+
+    X̂ = (X − μ)/σ, γ·X̂ and dX = γ/σ·(dY − mean(dY) − X̂·mean(dY·X̂)) are cancellations:
+    their exact values can be far smaller than their terms (a constant feature with a
+    tiny eps; or dY in the span of 1 and X̂, as always with 2 values per feature, where
+    dX is an eps/σ² fraction of its terms). Any evaluation, torch's float64 reference
+    included, is then off by a unit of round-off of the terms (torch's own float32
+    batch_norm misses max|dX| by as much), so the error is measured against the terms'
+    size, rtol·max|terms| + atol (the dtype's tolerances), as a norm-wise backward error
+    would be: |X|/σ for X̂, |γ|·|X|/σ forward, Σ|dY|·|X|/σ for dγ, |γ·dY|/σ·(1 + |X|/σ)
+    for dX. Where σ is not small against |X| these are the usual tolerances.
+    """
+    rtol, atol = TOLERANCES[np.dtype(X.dtype)]
+    X64, dY64, gamma64 = (np.asarray(a, dtype=np.float64) for a in (X, dY, gamma))
+    gamma64 = gamma64.reshape(-1)
+    sigma = np.sqrt(X64.var(axis=axes, keepdims=True) + eps)
+    x_terms = np.abs(X64) / sigma
+    sum_axes = tuple(range(X64.ndim - 1))
+    return {
+        "forward": rtol * float(np.max(np.abs(gamma64) * x_terms)) + atol,
+        "gamma": rtol * float(np.max(np.sum(np.abs(dY64) * x_terms, axis=sum_axes))) + atol,
+        "dX": rtol * float(np.max(np.abs(gamma64 * dY64) / sigma * (1 + x_terms))) + atol,
+    }
+
+
 def assert_unchanged(before, after, what: str) -> None:
     assert np.asarray(after).dtype == np.asarray(before).dtype, f"{what}: dtype changed"
     assert np.array_equal(before, after, equal_nan=True), f"{what} was modified in place"
@@ -167,11 +208,18 @@ def central_differences(loss, x: np.ndarray, h: float = 1e-6) -> np.ndarray:
     return grad
 
 
-def assert_matches_finite_differences(analytic, numerical, what: str, rtol: float = 1e-6) -> None:
+def finite_difference_noise(loss_terms, h: float = 1e-6) -> float:
+    """Bound on the round-off of ``central_differences`` for a loss that sums
+    ``loss_terms``: each loss is off by about eps·Σ|terms|, divided by the step 2h."""
+    return 4 * float(np.finfo(np.float64).eps) * float(np.sum(np.abs(loss_terms))) / (2 * h)
+
+
+def assert_matches_finite_differences(analytic, numerical, what: str, rtol: float = 1e-6,
+                                      atol: float = 1e-8) -> None:
     analytic = np.asarray(analytic, dtype=np.float64)
     scale = max(float(np.max(np.abs(analytic), initial=0.0)), float(np.max(np.abs(numerical), initial=0.0)))
     error = float(np.max(np.abs(analytic - numerical), initial=0.0))
-    assert error <= rtol * scale + 1e-8, (
+    assert error <= rtol * scale + atol, (
         f"{what}: analytic vs central differences differ by {error:.3e} (scale {scale:.3e})"
     )
 
@@ -185,18 +233,36 @@ def check_layer(
     params: dict | None = None,
     expected_shape: tuple | None = None,
     finite_differences: bool = False,
+    *,
+    buffers: dict | None = None,
+    training: bool | None = None,
+    replay_rng: bool = False,
+    atols: dict | None = None,
 ):
     """Check ``layer`` against its torch ``twin`` on input X with upstream gradient dY.
 
     ``params`` maps parameter names to arrays (our layouts); the layer is built by a
     first forward, the built shapes are checked against them, then they replace the
-    built parameters. Returns (Y, dX, gradients).
+    built parameters (``buffers`` likewise, see the module docstring, as do ``training``
+    and ``replay_rng``). ``atols`` raises the absolute tolerance of single comparisons
+    ("forward", "dX", a parameter or buffer name) where the exact result is a
+    cancellation far smaller than its terms (say why where it is used). Returns
+    (Y, dX, gradients).
     """
+    atols = {} if atols is None else atols
     dtype = X.dtype
     params = {} if params is None else params
+    if training is not None:
+        layer.training = training
+    rng_state = generator_state(layer._rng()) if replay_rng else None
 
-    # Lazy build, then the caller's parameters replace the built ones.
-    layer.forward(X.copy())
+    def forward(x, retain_derived=True):
+        if replay_rng:
+            layer.rng = generator_from_state(rng_state)
+        return layer.forward(x, retain_derived=retain_derived)
+
+    # Lazy build, then the caller's parameters (and buffers) replace the built ones.
+    forward(X.copy())
     assert list(layer.parameters) == list(params), (
         f"{layer.name}: parameters {list(layer.parameters)}, expected {list(params)}"
     )
@@ -205,11 +271,24 @@ def check_layer(
         assert built.shape == value.shape, f"{layer.name}: built {key} has shape {built.shape}, expected {value.shape}"
         assert built.dtype == dtype, f"{layer.name}: built {key} has dtype {built.dtype}, input {dtype}"
         layer.parameters[key] = value.copy()
+    expected_buffers = {} if buffers is None else buffers
+    assert list(layer.buffers) == list(expected_buffers), (
+        f"{layer.name}: buffers {list(layer.buffers)}, expected {list(expected_buffers)}"
+    )
+    for key, value in expected_buffers.items():
+        built = layer.buffers[key]
+        assert built.shape == value.shape, f"{layer.name}: built buffer {key} has shape {built.shape}, expected {value.shape}"
+        assert built.dtype == dtype, f"{layer.name}: built buffer {key} has dtype {built.dtype}, input {dtype}"
+        layer.buffers[key] = value.copy()
 
     X_before, dY_before = X.copy(), dY.copy()
     params_before = {key: value.copy() for key, value in params.items()}
 
-    Y = layer.forward(X)
+    Y = forward(X)
+    buffers_after = {key: np.array(value) for key, value in layer.buffers.items()}
+    if not layer.training:
+        for key, value in expected_buffers.items():
+            assert_unchanged(value, buffers_after[key], f"{layer.name}: buffer {key} in evaluation mode")
     if expected_shape is not None:
         assert Y.shape == tuple(expected_shape), f"{layer.name}: output shape {Y.shape}, expected {expected_shape}"
     assert Y.dtype == dtype, f"{layer.name}: output dtype {Y.dtype} for a {dtype} input"
@@ -233,14 +312,21 @@ def check_layer(
     # The torch twin, in float64, on the same values.
     x_t = to_torch(X, requires_grad=True)
     p_t = {key: to_torch(value, requires_grad=True) for key, value in params.items()}
-    y_t = twin(x_t, p_t)
+    if buffers is None:
+        y_t = twin(x_t, p_t)
+    else:
+        b_t = {key: to_torch(value) for key, value in buffers.items()}
+        y_t = twin(x_t, p_t, b_t)
     assert tuple(y_t.shape) == Y.shape, f"{layer.name}: output shape {Y.shape}, torch {tuple(y_t.shape)}"
     (y_t * to_torch(dY)).sum().backward()
 
-    assert_close(Y, y_t.detach().numpy(), dtype, f"{layer.name} forward")
-    assert_close(dX, x_t.grad.numpy(), dtype, f"{layer.name} dL/dX")
+    assert_close(Y, y_t.detach().numpy(), dtype, f"{layer.name} forward", atol=atols.get("forward"))
+    assert_close(dX, x_t.grad.numpy(), dtype, f"{layer.name} dL/dX", atol=atols.get("dX"))
     for key in params:
-        assert_close(gradients[key], p_t[key].grad.numpy(), dtype, f"{layer.name} dL/d{key}")
+        assert_close(gradients[key], p_t[key].grad.numpy(), dtype, f"{layer.name} dL/d{key}", atol=atols.get(key))
+    for key in expected_buffers:
+        assert_close(buffers_after[key], b_t[key].numpy(), dtype, f"{layer.name} buffer {key} after forward",
+                     atol=atols.get(key))
 
     # backward overwrites the gradients: a second call gives the same, not twice as much.
     dX_again = layer.backward(dY)
@@ -260,34 +346,39 @@ def check_layer(
     saved = {key: layer.parameters[key] for key in params}
     for key in params:
         layer.parameters[key] = frozen(params[key])
-    Y_frozen = layer.forward(frozen(X))
+    Y_frozen = forward(frozen(X))
     dX_frozen = layer.backward(frozen(dY))
-    assert_close(Y_frozen, Y, dtype, f"{layer.name} forward on a read-only Fortran-ordered input")
-    assert_close(dX_frozen, dX, dtype, f"{layer.name} dX for a read-only Fortran-ordered upstream gradient")
+    assert_close(Y_frozen, Y, dtype, f"{layer.name} forward on a read-only Fortran-ordered input",
+                 atol=atols.get("forward"))
+    assert_close(dX_frozen, dX, dtype, f"{layer.name} dX for a read-only Fortran-ordered upstream gradient",
+                 atol=atols.get("dX"))
     for key in params:
-        assert_close(layer.gradients[key], gradients[key], dtype, f"{layer.name} d{key} with read-only parameters")
+        assert_close(layer.gradients[key], gradients[key], dtype, f"{layer.name} d{key} with read-only parameters",
+                     atol=atols.get(key))
         layer.parameters[key] = saved[key]
 
     if finite_differences:
         assert dtype == np.float64, "finite differences are checked in float64 only"
-        _check_finite_differences(layer, X, dY, params, dX, gradients)
+        _check_finite_differences(layer, forward, X, dY, params, dX, gradients)
     return Y, dX, gradients
 
 
-def _check_finite_differences(layer, X, dY, params, dX, gradients) -> None:
+def _check_finite_differences(layer, forward, X, dY, params, dX, gradients) -> None:
     def loss_of_input(x):
-        return float(np.sum(layer.forward(x, retain_derived=False) * dY))
+        return float(np.sum(forward(x, retain_derived=False) * dY))
 
-    assert_matches_finite_differences(dX, central_differences(loss_of_input, X), f"{layer.name} dX")
+    # a loss of large terms rounds to more than the default 1e-8 / 2h allows
+    atol = max(1e-8, finite_difference_noise(forward(X, retain_derived=False) * dY))
+    assert_matches_finite_differences(dX, central_differences(loss_of_input, X), f"{layer.name} dX", atol=atol)
     for key, value in params.items():
 
         def loss_of_param(p, key=key):
             layer.parameters[key] = p  # parameters are read afresh by every forward
-            return float(np.sum(layer.forward(X, retain_derived=False) * dY))
+            return float(np.sum(forward(X, retain_derived=False) * dY))
 
         numerical = central_differences(loss_of_param, value)
         layer.parameters[key] = value.copy()
-        assert_matches_finite_differences(gradients[key], numerical, f"{layer.name} d{key}")
+        assert_matches_finite_differences(gradients[key], numerical, f"{layer.name} d{key}", atol=atol)
 
 
 def snapshot(obj):

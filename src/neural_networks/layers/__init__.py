@@ -1,4 +1,4 @@
-"""Layers: fully connected, 2-D convolution, 2-D pooling, flatten and recurrent.
+"""Layers: fully connected, convolution, pooling, flatten, normalisation, dropout and recurrent.
 
 Every layer takes and returns NumPy arrays, keeps the floating dtype it is given,
 builds its parameters lazily from its first input and never modifies an input.
@@ -11,8 +11,10 @@ import inspect
 from ..errors import unknown_name
 from .base import Layer
 from .convolution import Conv2D
+from .dropout import Dropout
 from .flatten import Flatten
 from .fully_connected import FullyConnected
+from .normalization import BatchNorm1D, BatchNorm2D, LayerNorm
 from .pooling import Pool2D
 from .recurrent import GRU, LSTM, RNN, Elman
 
@@ -25,6 +27,10 @@ LAYERS: dict[str, type[Layer]] = {
     "lstm": LSTM,
     "gru": GRU,
     "elman": Elman,
+    "batchnorm1d": BatchNorm1D,
+    "batchnorm2d": BatchNorm2D,
+    "layernorm": LayerNorm,
+    "dropout": Dropout,
 }
 
 
@@ -39,20 +45,28 @@ def initialize_layer(
     mode=None,
     keep_dim="first",
     return_sequences=None,
+    eps=None,
+    momentum=None,
+    n_in=None,
+    p=None,
 ) -> Layer:
     """Build a layer by name ("fully_connected", "conv2d", "pool2d", "flatten", "rnn",
-    "lstm", "gru", "elman"), with the course factory's signature (plus
-    ``return_sequences`` for the recurrent layers).
+    "lstm", "gru", "elman", "batchnorm1d", "batchnorm2d", "layernorm", "dropout"), with
+    the course factory's signature (2025's ``eps`` and ``momentum`` for "batchnorm1d"
+    included), plus ``return_sequences`` for the recurrent layers and ``p`` for dropout.
 
     Arguments that are None keep the class defaults (the course passed None for every
     argument it was not given, which broke them); arguments a layer type does not take
-    must be None (``keep_dim`` is only read by "flatten").
+    must be None (``keep_dim`` is only read by "flatten"). The course's 2025 factory
+    defaulted to ``eps=1e-8, momentum=0.95``; here an unspecified ``eps`` / ``momentum``
+    keeps BatchNorm's own defaults (1e-5 and 0.9, PyTorch's).
     """
     if name not in LAYERS:
         raise unknown_name("layer", name, LAYERS)
     given = {"activation": activation, "weight_init": weight_init, "n_out": n_out,
              "kernel_shape": kernel_shape, "stride": stride, "pad": pad, "mode": mode,
-             "return_sequences": return_sequences}
+             "return_sequences": return_sequences, "eps": eps, "momentum": momentum,
+             "n_in": n_in, "p": p}
     if name == "flatten":
         given["keep_dim"] = keep_dim
     accepted = inspect.signature(LAYERS[name]).parameters
@@ -78,6 +92,10 @@ __all__ = [
     "LSTM",
     "GRU",
     "Elman",
+    "BatchNorm1D",
+    "BatchNorm2D",
+    "LayerNorm",
+    "Dropout",
     "initialize_layer",
     "layer_from_config",
     "LAYERS",
