@@ -369,6 +369,8 @@ def _flatten(builder: GraphBuilder, layer, x: Tensor, hint: str) -> Tensor:
     if layer.keep_dim == "first":
         if len(layer.input_shape) == 1:
             return x  # (N, d) stays (N, d)
+        if x.layout == "time_major":
+            x = builder.native(x, hint)  # a sequence's steps stay batch-first in the vector
         Y = builder.node("Flatten", [x.name], f"{hint}_flatten", axis=1)
         if x.layout == "nchw":
             return Tensor(Y, "chw_flat", x.image_shape)
