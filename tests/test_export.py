@@ -22,7 +22,8 @@ from neural_networks import NeuralNetwork
 from neural_networks.activations import (ACTIVATIONS, ELU, GELU, Activation, LeakyReLU, SiLU, Softplus,
                                          initialize_activation)
 from neural_networks.errors import InvalidParameterError, NeuralNetworksError
-from neural_networks.export import ACTIVATION_EXPORTERS, LAYER_EXPORTERS, RNN_ACTIVATIONS, ExportError, to_onnx
+from neural_networks.export import (ACTIVATION_EXPORTERS, LAYER_EXPORTERS, RNN_ACTIVATIONS, ExportError,
+                                    to_onnx)
 from neural_networks.layers import (GRU, LAYERS, LSTM, RNN, Conv2D, Elman, Flatten, FullyConnected, Layer,
                                     Pool2D)
 from neural_networks.presets import PRESETS, preset_layers
@@ -298,7 +299,8 @@ def test_gelu_below_opset_20_is_its_formula(approximate):
     for opset in (17, 19):
         operators = op_types(assert_exports_exactly(model, np.random.default_rng(11), opsets=(opset,)))
         assert "Gelu" not in operators
-        assert ("Erf" in operators) == (approximate == "none") and ("Tanh" in operators) == (approximate == "tanh")
+        assert ("Erf" in operators) == (approximate == "none")
+        assert ("Tanh" in operators) == (approximate == "tanh")
     assert "Gelu" in op_types(to_onnx(model, opset=20))
 
 
@@ -489,7 +491,8 @@ def test_the_coming_layer_types_have_exporters():
 NORMALISED = {
     # name: (layers, input shape, Transposes expected)
     "bn1d_vectors": (lambda: [FullyConnected(5, "relu"), BatchNorm1D(), FullyConnected(3)], (4,), 0),
-    "bn1d_flat_image": (lambda: [Conv2D(3, 2, "relu"), Flatten(), BatchNorm1D(), FullyConnected(3)], (4, 5, 2), 1),
+    "bn1d_flat_image": (lambda: [Conv2D(3, 2, "relu"), Flatten(), BatchNorm1D(), FullyConnected(3)],
+                        (4, 5, 2), 1),
     "bn1d_flat_image_out": (lambda: [Conv2D(3, 2), Flatten(), BatchNorm1D(1e-3)], (4, 3, 2), 1),
     # (N, T, C) → (N, C, T) and back: BatchNormalization wants the channels at axis 1
     "bn1d_sequences": (lambda: [LSTM(4, return_sequences=True), BatchNorm1D()], (3, 2), 3),
@@ -502,7 +505,8 @@ NORMALISED = {
     "ln_flat_image": (lambda: [Conv2D(3, 2), Flatten(), LayerNorm(), FullyConnected(2)], (4, 4, 2), 1),
     "ln_image": (lambda: [Conv2D(3, 2), LayerNorm(), Flatten(), FullyConnected(2)], (4, 4, 2), 2),
     "dropout": (lambda: [FullyConnected(5, "relu"), Dropout(0.3), FullyConnected(3)], (4,), 0),
-    "dropout_image": (lambda: [Conv2D(2, 2), Dropout(), Flatten(), Dropout(), FullyConnected(2)], (4, 4, 1), 1),
+    "dropout_image": (lambda: [Conv2D(2, 2), Dropout(), Flatten(), Dropout(), FullyConnected(2)],
+                      (4, 4, 1), 1),
 }
 
 
@@ -550,7 +554,8 @@ def test_normalisation_in_float64():
     reference LayerNormalization implements only the float32 stash_type, so BatchNormalization
     alone is checked with it."""
     eps = 2.0 ** -16  # ONNX epsilons are float32 attributes: one float32 can hold exactly
-    model = model_of([FullyConnected(5), BatchNorm1D(eps), LayerNorm(eps), FullyConnected(2)], (3,), dtype="float64")
+    model = model_of([FullyConnected(5), BatchNorm1D(eps), LayerNorm(eps), FullyConnected(2)], (3,),
+                     dtype="float64")
     proto = to_onnx(model)
     assert node_attributes(proto, "LayerNormalization")["stash_type"] == onnx.TensorProto.DOUBLE
     X = random_inputs(model, 7, np.random.default_rng(18))

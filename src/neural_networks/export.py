@@ -656,6 +656,7 @@ __all__ = [
     "register_activation",
     "LAYER_EXPORTERS",
     "ACTIVATION_EXPORTERS",
+    "RNN_ACTIVATIONS",
     "ExportError",
     "OnnxUnavailableError",
     "GraphBuilder",
