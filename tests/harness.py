@@ -62,8 +62,10 @@ FLOAT_DTYPES = (np.float32, np.float64)
 #: (rtol, atol) for comparisons with torch, by dtype
 TOLERANCES = {np.dtype(np.float64): (1e-10, 1e-12), np.dtype(np.float32): (1e-4, 1e-6)}
 
-ACTIVATION_NAMES = ("linear", "sigmoid", "tanh", "relu", "softmax", "arctan")
-SMOOTH_ACTIVATIONS = ("linear", "sigmoid", "tanh", "softmax", "arctan")
+ACTIVATION_NAMES = ("linear", "sigmoid", "tanh", "relu", "softmax", "arctan",
+                    "leaky_relu", "elu", "gelu", "silu", "softplus")
+#: differentiable everywhere, so central differences apply (ELU with α = 1 is C¹)
+SMOOTH_ACTIVATIONS = ("linear", "sigmoid", "tanh", "softmax", "arctan", "elu", "gelu", "silu", "softplus")
 
 TORCH_ACTIVATIONS = {
     "linear": lambda z: z,
@@ -72,6 +74,11 @@ TORCH_ACTIVATIONS = {
     "relu": torch.relu,
     "softmax": lambda z: torch.softmax(z, dim=-1),
     "arctan": torch.atan,
+    "leaky_relu": torch.nn.functional.leaky_relu,
+    "elu": torch.nn.functional.elu,
+    "gelu": torch.nn.functional.gelu,
+    "silu": torch.nn.functional.silu,
+    "softplus": torch.nn.functional.softplus,
 }
 
 
