@@ -656,3 +656,175 @@ def test_help_has_no_markup_and_version_is_printed(capsys):
         cli.main(["--version"])
     assert exit_info.value.code == 0
     assert capsys.readouterr().out.strip() == f"neural-networks {nn.__version__}"
+
+
+# -- a regression: sinewave with the gru preset ---------------------------------------------------------
+REGRESSION_RUN_FILES = RUN_FILES - {"confusion_matrix.png", "filters.png"}
+
+
+def last_value_mse(X: np.ndarray, y: np.ndarray) -> float:
+    """The error of predicting that each wave repeats its last input value."""
+    return float(np.mean((X[:, -1, :].astype(np.float64) - y) ** 2))
+
+
+def png_size(path) -> tuple[int, int]:
+    data = Path(path).read_bytes()
+    assert data.startswith(PNG_SIGNATURE)
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+@pytest.fixture(scope="module")
+def sinewave_run(tmp_path_factory):
+    """``neural-networks train --dataset sinewave --model gru`` with its default settings."""
+    cwd = tmp_path_factory.mktemp("sinewave")
+    result = run_cli("train", "--dataset", "sinewave", "--model", "gru", "--verbose", 0, cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    (run,) = run_folders(cwd / "runs")
+    return cwd, run, result
+
+
+def test_sinewave_trains_a_regression_with_l2_and_reports_its_error(sinewave_run):
+    from neural_networks.datasets import load_dataset
+
+    cwd, run, result = sinewave_run
+    assert {p.name for p in run.iterdir()} == REGRESSION_RUN_FILES  # no confusion matrix, no filters
+    model = nn.load(run / "model.npz")
+    assert model.loss.name == "l2"
+    assert model.layers[-1].n_out == 1 and model.layers[-1].activation.name == "linear"
+    assert model.metadata["class_names"] == []
+
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["task"] == "regression"
+    assert not any("accuracy" in key for key in metrics)
+    # the gru preset's own defaults: a run of seconds
+    assert (metrics["epochs"], metrics["settings"]["epochs"], metrics["settings"]["lr"]) == (5, 5, 0.01)
+    history = json.loads((run / "history.json").read_text())
+    assert all(row["accuracy"] is None and row["val_accuracy"] is None for row in history)
+    assert history[-1]["loss"] < history[0]["loss"]
+
+    # the reported errors are those of model.npz on the seed-0 sinewave test split (up to the
+    # rounding of another BLAS thread count: the command ran single-threaded)
+    data = load_dataset("sinewave", seed=0)
+    predicted = model.predict(data.X_test).astype(np.float64)
+    assert metrics["test_mse"] == pytest.approx(np.mean((predicted - data.y_test) ** 2), rel=1e-5)
+    assert metrics["test_mae"] == pytest.approx(np.mean(np.abs(predicted - data.y_test)), rel=1e-5)
+    assert metrics["test_loss"] == pytest.approx(model.evaluate(data.X_test, data.y_test)["loss"], rel=1e-5)
+    assert metrics["test_loss"] == pytest.approx(metrics["test_mse"], rel=1e-5)  # one target value
+    # and they beat repeating the last value by far
+    assert metrics["test_mse"] < last_value_mse(data.X_test, data.y_test) / 10
+
+    match = re.search(r"Test MSE (\S+), MAE (\S+), test loss (\S+) \(", result.stdout)
+    assert match, result.stdout
+    assert float(match[1]) == pytest.approx(metrics["test_mse"], rel=1e-3)
+    assert float(match[2]) == pytest.approx(metrics["test_mae"], rel=1e-3)
+    assert "accuracy" not in result.stdout.lower()
+    width, _ = png_size(run / "curves.png")
+    assert width == 500  # one panel, the loss (a classification draws loss and accuracy: 1000)
+
+
+def test_digits_curves_keep_their_accuracy_panel(digits_run):
+    cwd, _ = digits_run
+    assert png_size(run_folders(cwd / "runs")[0] / "curves.png")[0] == 1000
+
+
+def test_evaluate_a_regression_run(sinewave_run):
+    cwd, run, _ = sinewave_run
+    result = run_cli("evaluate", run, cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert set(report) == {"dataset", "test_loss", "test_mse", "test_mae", "n_samples"}
+    assert report["dataset"] == "sinewave" and report["n_samples"] == 150
+    for key in ("test_loss", "test_mse", "test_mae"):
+        assert report[key] == pytest.approx(metrics[key], rel=1e-12), key
+
+
+def test_predict_writes_a_regression_s_values(sinewave_run, tmp_path, capsys):
+    from neural_networks.datasets import make_sinewave
+
+    _, run, _ = sinewave_run
+    X, _ = make_sinewave(6, 20, seed=11)
+    expected = nn.load(run / "model.npz").predict(X)[:, 0]
+    for name, inputs in (("sequences", X), ("no feature axis", X[:, :, 0])):
+        np.save(tmp_path / "x.npy", inputs)
+        code, _, err = call_main(capsys, "predict", run, tmp_path / "x.npy")
+        assert code == 0, (name, err)
+        with open(tmp_path / "x.predictions.csv", newline="") as handle:
+            reader = csv.DictReader(handle)
+            rows = list(reader)
+        assert reader.fieldnames == ["index", "prediction"], name
+        assert [int(row["index"]) for row in rows] == list(range(6))
+        # written with the digits that read back to the same float32
+        np.testing.assert_array_equal(np.array([row["prediction"] for row in rows], dtype=np.float32),
+                                      expected, err_msg=name)
+
+
+def test_predict_writes_one_column_per_target_value(tmp_path, capsys):
+    from neural_networks.layers import Flatten, FullyConnected
+
+    model = nn.NeuralNetwork([Flatten(), FullyConnected(3, "linear")], loss="l2", seed=0).build((4,))
+    model.metadata = {"preprocessing": {"mean": 0.0, "std": 1.0, "scale": 1.0}}
+    model.save(tmp_path / "m.npz")
+    X = np.random.default_rng(3).standard_normal((5, 4)).astype(np.float32)
+    np.save(tmp_path / "x.npy", X)
+    code, _, err = call_main(capsys, "predict", tmp_path / "m.npz", tmp_path / "x.npy")
+    assert code == 0, err
+    with open(tmp_path / "x.predictions.csv", newline="") as handle:
+        reader = csv.reader(handle)
+        header, *rows = list(reader)
+    assert header == ["index", "prediction_0", "prediction_1", "prediction_2"]
+    np.testing.assert_array_equal(np.array([row[1:] for row in rows], dtype=np.float32),
+                                  nn.load(tmp_path / "m.npz").predict(X))
+
+
+def test_evaluate_refuses_a_model_of_the_other_task(sinewave_run, tmp_path, capsys):
+    _, run, _ = sinewave_run
+    code, _, err = call_main(capsys, "evaluate", run, "--dataset", "iris")
+    one_error_line(code, err, "iris is a classification dataset", "a regression model", "'l2'")
+    small_model_file(tmp_path / "classifier.npz", (20, 1))
+    code, _, err = call_main(capsys, "evaluate", tmp_path / "classifier.npz", "--dataset", "sinewave")
+    one_error_line(code, err, "sinewave is a regression dataset", "a classification model",
+                   "'cross_entropy'")
+
+
+def test_evaluate_refuses_a_regression_of_another_width(tmp_path, capsys):
+    from neural_networks.layers import Flatten, FullyConnected
+
+    model = nn.NeuralNetwork([Flatten(), FullyConnected(2, "linear")], loss="l2", seed=0).build((20, 1))
+    model.metadata = {"preprocessing": {"mean": 0.0, "std": 1.0, "scale": 1.0}}
+    model.save(tmp_path / "two.npz")
+    code, _, err = call_main(capsys, "evaluate", tmp_path / "two.npz", "--dataset", "sinewave")
+    one_error_line(code, err, "sinewave has 1 target values per sample", "2 outputs")
+
+
+@pytest.mark.parametrize(
+    "args, fragments",
+    [(["--dataset", "sinewave"], ["'cnn' needs images", "(20, 1)", "--model gru"]),
+     (["--dataset", "iris", "--model", "gru"], ["'gru' needs sequences", "(4,)", "--model mlp"]),
+     (["--model", "gru"], ["'gru' needs sequences", "(8, 8, 1)", "--model cnn"])],
+    ids=["cnn on sequences", "gru on tabular data", "gru on images"],
+)
+def test_a_preset_on_data_of_the_wrong_rank_is_one_line(tmp_path, capsys, args, fragments):
+    code, _, err = call_main(capsys, "train", "--verbose", 0, "--runs-dir", tmp_path / "runs", *args)
+    one_error_line(code, err, *fragments)
+    assert run_folders(tmp_path / "runs") == []
+
+
+def train_settings(*argv):
+    return cli._train_settings(cli._parser().parse_args(["train", *map(str, argv)]))
+
+
+def test_a_preset_s_defaults_give_way_to_the_config_and_the_flags(tmp_path):
+    assert train_settings("--model", "gru") == cli.TRAIN_DEFAULTS | {"model": "gru", "epochs": 5, "lr": 0.01}
+    assert train_settings("--model", "GRU", "--epochs", 2)["epochs"] == 2
+    assert train_settings("--model", "gru", "--lr", 0.5)["lr"] == 0.5
+    config = tmp_path / "run.toml"
+    config.write_text('model = "gru"\nepochs = 3\n')
+    assert {k: v for k, v in train_settings("--config", config).items() if k in ("epochs", "lr")} == {
+        "epochs": 3, "lr": 0.01}
+    assert train_settings("--config", config, "--epochs", 4)["epochs"] == 4
+    # the other presets keep the command's defaults
+    for model in ("cnn", "mlp", "lenet", "vgg"):
+        settings = train_settings("--model", model)
+        assert (settings["epochs"], settings["lr"]) == (cli.TRAIN_DEFAULTS["epochs"], cli.TRAIN_DEFAULTS["lr"])
+    assert train_settings()["epochs"] == cli.TRAIN_DEFAULTS["epochs"]

@@ -152,3 +152,27 @@ def test_logger_save_only_writes_json_and_no_png(tmp_path):
     folder = tmp_path / "json_only"
     assert json.loads((folder / "log.json").read_text()) == logger.log
     assert not list(folder.glob("*.png"))
+
+
+@pytest.mark.parametrize("loss, expected_error", [("l2", "mse"), ("mae", None), ("huber", None)])
+def test_logger_error_of_a_regression_is_the_mean_squared_error_for_l2(loss, expected_error):
+    """The course's error for "l2" is the MSE over every output value (here 3 per sample);
+    the other regression losses have no course error."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 4))
+    Y = X[:, :3] @ rng.standard_normal((3, 3))
+    dataset = datasets.Dataset(X[:30], Y[:30], 10, validation_set=X[30:], validation_labels=Y[30:], seed=0)
+    logger = Logger("regression")
+    model = nn.NeuralNetwork(loss=loss, layer_args=[{"name": "fully_connected", "activation": "linear",
+                                                     "n_out": None}],
+                             optimizer_args={"name": "SGD", "lr": 0.01}, logger=logger, seed=0)
+    history = model.train(dataset, 2)
+    for epoch, entry in enumerate(logger.log):
+        if expected_error is None:
+            assert entry["error"] == {"train": None, "validate": None}
+            continue
+        assert entry["error"]["train"] == pytest.approx(history["loss"][epoch] / 3, rel=1e-12)
+        assert entry["error"]["validate"] == pytest.approx(history["val_loss"][epoch] / 3, rel=1e-12)
+    if expected_error == "mse":
+        Y_hat = model.predict(X[30:])
+        assert logger.log[-1]["error"]["validate"] == pytest.approx(np.mean((Y_hat - Y[30:]) ** 2), rel=1e-5)

@@ -84,3 +84,22 @@ def test_confusion_matrix_matches_counting_pairs(n_classes, data):
     np.testing.assert_array_equal(counts, expected)
     assert counts.sum() == len(y_true)
     assert np.trace(counts) == sum(t == p for t, p in zip(y_true, y_pred))
+
+
+def regression_history(epochs=4):
+    """What a regression's fit records: no accuracy in any epoch."""
+    h = History()
+    for epoch in range(epochs):
+        h.append(epoch, {"loss": 1.0 / (epoch + 1), "accuracy": None, "val_loss": 1.1 / (epoch + 1),
+                         "val_accuracy": None, "lr": 0.01, "time": 0.1})
+    return h
+
+
+def test_a_regression_s_curves_are_the_loss_only(tmp_path):
+    assert plotting.history_panels(regression_history()) == ["loss"]
+    assert plotting.history_panels(regression_history().to_dict()) == ["loss"]
+    assert plotting.history_panels(history()) == ["loss", "accuracy"]
+    assert plotting.history_panels(history(validation=False)) == ["loss", "accuracy"]
+    regression_width, _ = assert_png(plotting.plot_history(regression_history(), tmp_path / "r.png"))
+    classification_width, _ = assert_png(plotting.plot_history(history(), tmp_path / "c.png"))
+    assert (regression_width, classification_width) == (500, 1000)  # one panel of 5 inches, or two

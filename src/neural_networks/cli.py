@@ -2,6 +2,7 @@
 
     neural-networks train                       # small CNN on the bundled digits
     neural-networks train --dataset iris --model mlp --epochs 50
+    neural-networks train --dataset sinewave --model gru   # a regression: L2, MSE and MAE
     neural-networks evaluate runs/<run> --dataset digits
     neural-networks predict runs/<run>/model.npz inputs.npy
     neural-networks export runs/<run>             # writes runs/<run>/model.onnx
@@ -51,6 +52,7 @@ DESCRIPTION = "Train, evaluate and predict with neural_networks from the shell."
 EPILOG = """examples:
   neural-networks train                          small CNN on the bundled 8x8 digits
   neural-networks train --dataset iris --model mlp --epochs 50
+  neural-networks train --dataset sinewave --model gru   a regression: L2, MSE and MAE
   neural-networks train --config run.toml        same keys as the flags
   neural-networks train --resume runs/RUN        continue an interrupted run
   neural-networks evaluate runs/RUN --dataset digits
@@ -129,10 +131,14 @@ def _flag_settings(args: argparse.Namespace) -> dict:
 
 
 def _train_settings(args: argparse.Namespace) -> dict:
-    settings = dict(TRAIN_DEFAULTS)
-    if args.config is not None:
-        settings |= _read_config(args.config)
-    return settings | _flag_settings(args)
+    """The defaults, then the model preset's own defaults, then the config file, then the
+    flags: a later source wins."""
+    from .presets import training_defaults
+
+    given = _read_config(args.config) if args.config is not None else {}
+    given |= _flag_settings(args)
+    preset = given.get("model", TRAIN_DEFAULTS["model"])
+    return TRAIN_DEFAULTS | training_defaults(preset) | given
 
 
 def _read_config(path: Path) -> dict:
@@ -260,18 +266,57 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 # -- training ----------------------------------------------------------------------------------------
+def _is_regression(splits) -> bool:
+    """A dataset without class names (sinewave) has real-valued targets (N, d)."""
+    return splits.n_classes == 0
+
+
 def _build_model(settings: dict, splits):
+    """The preset for the dataset: softmax over its classes with cross-entropy, or, for a
+    regression set, one linear output per target value with L2."""
     from .models import NeuralNetwork
     from .optimizers import initialize_optimizer
     from .presets import preset_layers
 
-    layers = preset_layers(settings["model"], splits.input_shape, splits.n_classes)
+    if _is_regression(splits):
+        n_outputs, output, loss = splits.y_train.shape[1], "linear", "l2"
+    else:
+        n_outputs, output, loss = splits.n_classes, "softmax", "cross_entropy"
+    layers = preset_layers(settings["model"], splits.input_shape, n_outputs, output)
     optimizer = initialize_optimizer(settings["optimizer"], lr=float(settings["lr"]))
-    model = NeuralNetwork(layers, loss="cross_entropy", optimizer=optimizer, seed=settings["seed"])
+    model = NeuralNetwork(layers, loss=loss, optimizer=optimizer, seed=settings["seed"])
     model.build(splits.input_shape)
     # what evaluate and predict need to prepare raw inputs as training did
     model.metadata = {"train_settings": settings, **splits.metadata(), "preset": settings["model"]}
     return model
+
+
+def _regression_scores(model, X: np.ndarray, y: np.ndarray) -> dict:
+    """The model's loss, mean squared error and mean absolute error on (X, y), each a
+    mean over every sample and target value (the loss sums over target values)."""
+    predicted = model.predict(X)
+    residual = predicted.astype(np.float64) - np.asarray(y, dtype=np.float64).reshape(predicted.shape)
+    return {"loss": model.loss(y.reshape(predicted.shape), predicted),
+            "mse": float(np.mean(residual**2)), "mae": float(np.mean(np.abs(residual)))}
+
+
+def _test_metrics(model, history, splits) -> dict:
+    """What metrics.json reports of the test split: accuracy for a classifier, the errors
+    of a regression (which has no accuracy)."""
+    if _is_regression(splits):
+        test = _regression_scores(model, splits.X_test, splits.y_test)
+        return {"task": "regression", "test_loss": test["loss"], "test_mse": test["mse"],
+                "test_mae": test["mae"], "val_loss": history["val_loss"][-1]}
+    test = model.evaluate(splits.X_test, splits.y_test)
+    return {"test_loss": test["loss"], "test_accuracy": test["accuracy"],
+            "val_loss": history["val_loss"][-1], "val_accuracy": history["val_accuracy"][-1]}
+
+
+def _result_line(metrics: dict) -> str:
+    if metrics.get("task") == "regression":
+        return (f"Test MSE {metrics['test_mse']:.4g}, MAE {metrics['test_mae']:.4g}, "
+                f"test loss {metrics['test_loss']:.4g}")
+    return f"Test accuracy {metrics['test_accuracy']:.4f}, test loss {metrics['test_loss']:.4f}"
 
 
 def command_train(args: argparse.Namespace) -> int:
@@ -313,10 +358,8 @@ def command_train(args: argparse.Namespace) -> int:
         train_time = time.perf_counter() - started
         stage = "results"
         model.save(run_dir / "model.npz")
-        test = model.evaluate(splits.X_test, splits.y_test)
-        metrics = {"test_loss": test["loss"], "test_accuracy": test["accuracy"],
-                   "val_loss": history["val_loss"][-1], "val_accuracy": history["val_accuracy"][-1],
-                   "epochs": len(history.epochs), "train_seconds": train_time, "settings": settings}
+        metrics = {**_test_metrics(model, history, splits), "epochs": len(history.epochs),
+                   "train_seconds": train_time, "settings": settings}
         write_json_atomic(run_dir / "metrics.json", metrics)
         stage = (f"while drawing the plots; {run_dir / 'model.npz'} and metrics.json are written, "
                  f"some plots may be missing")
@@ -328,8 +371,7 @@ def command_train(args: argparse.Namespace) -> int:
         else:
             print(f"neural-networks train: interrupted {stage}", file=sys.stderr)
         return 130
-    print(f"Test accuracy {test['accuracy']:.4f}, test loss {test['loss']:.4f} "
-          f"({train_time:.1f} s of training). Wrote {run_dir}/")
+    print(f"{_result_line(metrics)} ({train_time:.1f} s of training). Wrote {run_dir}/")
     return 0
 
 
@@ -352,10 +394,11 @@ def _write_plots(run_dir: Path, model, history, splits) -> None:
     from .layers import Conv2D
 
     try:
-        plotting.plot_history(history, run_dir / "curves.png")
-        predicted = np.argmax(model.predict(splits.X_test), axis=1)
-        plotting.plot_confusion_matrix(splits.y_test, predicted, splits.class_names,
-                                       run_dir / "confusion_matrix.png")
+        plotting.plot_history(history, run_dir / "curves.png")  # a regression: the loss only
+        if not _is_regression(splits):
+            predicted = np.argmax(model.predict(splits.X_test), axis=1)
+            plotting.plot_confusion_matrix(splits.y_test, predicted, splits.class_names,
+                                           run_dir / "confusion_matrix.png")
         first_conv = next((layer for layer in model.layers if isinstance(layer, Conv2D)), None)
         if first_conv is not None:
             plotting.plot_filters(first_conv.parameters["W"], run_dir / "filters.png")
@@ -428,6 +471,30 @@ def _n_outputs(model) -> int:
     return int(model.output_shape(tuple(model.input_shape))[-1])
 
 
+def _model_is_regression(model) -> bool:
+    """Whether the model's loss is a regression loss: one that defines no accuracy."""
+    n_outputs = _n_outputs(model)
+    probe = np.zeros((1, n_outputs), dtype=model.dtype)
+    return model.loss.accuracy(probe, probe) is None
+
+
+def _check_task(model, splits, dataset: str, path: Path) -> None:
+    """The model and the dataset are both classifications, or both regressions of the
+    same number of target values."""
+    n_outputs = _n_outputs(model)
+    if _is_regression(splits) != _model_is_regression(model):
+        kinds = {True: "a regression", False: "a classification"}
+        raise CommandError(f"{dataset} is {kinds[_is_regression(splits)]} dataset; {path} is "
+                           f"{kinds[_model_is_regression(model)]} model (loss {model.loss.name!r})")
+    if _is_regression(splits):
+        if splits.y_test.shape[1] != n_outputs:
+            raise CommandError(f"{dataset} has {splits.y_test.shape[1]} target values per sample; "
+                               f"the model has {n_outputs} outputs")
+    elif splits.n_classes > n_outputs:
+        raise CommandError(f"{dataset} has {splits.n_classes} classes; the model has "
+                           f"{n_outputs} outputs")
+
+
 def command_evaluate(args: argparse.Namespace) -> int:
     from .datasets import load_dataset
 
@@ -442,13 +509,15 @@ def command_evaluate(args: argparse.Namespace) -> int:
     record = _preprocessing(model, path, args.no_preprocessing)
     splits = load_dataset(dataset, seed=seed, standardize=False, scale_pixels=False,
                           data_dir=args.data_dir)  # the values as stored: the record applies to them
+    _check_task(model, splits, dataset, path)
     X_test = _model_inputs(model, splits.X_test, record, f"the {dataset} test split")
-    if splits.n_classes > _n_outputs(model):
-        raise CommandError(f"{dataset} has {splits.n_classes} classes; the model has "
-                           f"{_n_outputs(model)} outputs")
-    scores = model.evaluate(X_test, splits.y_test)
-    print(json.dumps({"dataset": dataset, "test_loss": scores["loss"],
-                      "test_accuracy": scores["accuracy"], "n_samples": len(X_test)}))
+    if _is_regression(splits):
+        scores = _regression_scores(model, X_test, splits.y_test)
+        report = {"test_loss": scores["loss"], "test_mse": scores["mse"], "test_mae": scores["mae"]}
+    else:
+        scores = model.evaluate(X_test, splits.y_test)
+        report = {"test_loss": scores["loss"], "test_accuracy": scores["accuracy"]}
+    print(json.dumps({"dataset": dataset, **report, "n_samples": len(X_test)}))
     return 0
 
 
@@ -499,20 +568,36 @@ def command_predict(args: argparse.Namespace) -> int:
     path, model = _load_model(model_path)
     record = _preprocessing(model, path, args.no_preprocessing)
     X = _read_inputs(args.inputs)
-    probabilities = model.predict(_model_inputs(model, X, record, str(args.inputs)))
-    if probabilities.ndim != 2:
-        raise CommandError(f"{path}: predict writes classes; this model's outputs have shape "
-                           f"{probabilities.shape[1:]}")
+    outputs = model.predict(_model_inputs(model, X, record, str(args.inputs)))
+    if outputs.ndim != 2:
+        raise CommandError(f"{path}: predict writes one row of values per sample; this model's "
+                           f"outputs have shape {outputs.shape[1:]}")
+    lines = _value_rows(outputs) if _model_is_regression(model) else _class_rows(model, outputs)
+    with atomic_file(output, "w") as handle:
+        handle.write("\n".join(lines) + "\n")
+    print(f"Wrote {len(outputs)} predictions to {output}")
+    return 0
+
+
+def _value_rows(values: np.ndarray) -> list[str]:
+    """CSV lines of a regression's predicted values: column ``prediction`` (or
+    ``prediction_0``, ``prediction_1``, ... for several targets), each value written
+    with the digits that read back to the same number in the model's dtype."""
+    columns = (["prediction"] if values.shape[1] == 1
+               else [f"prediction_{j}" for j in range(values.shape[1])])
+    return [",".join(["index", *columns])] + [
+        ",".join([str(i), *(str(value) for value in row)]) for i, row in enumerate(values)]
+
+
+def _class_rows(model, probabilities: np.ndarray) -> list[str]:
+    """CSV lines of a classifier's most probable class and its probability."""
     names = model.metadata.get("class_names")
     if not isinstance(names, list) or len(names) != probabilities.shape[1]:
         names = [str(i) for i in range(probabilities.shape[1])]
     classes = np.argmax(probabilities, axis=1)
     lines = ["index,class_id,class_name,probability"]
-    lines += [f"{i},{c},{_csv_field(names[c])},{probabilities[i, c]:.6f}" for i, c in enumerate(classes)]
-    with atomic_file(output, "w") as handle:
-        handle.write("\n".join(lines) + "\n")
-    print(f"Wrote {len(classes)} predictions to {output}")
-    return 0
+    return lines + [f"{i},{c},{_csv_field(names[c])},{probabilities[i, c]:.6f}"
+                    for i, c in enumerate(classes)]
 
 
 def _csv_field(text) -> str:
@@ -521,6 +606,15 @@ def _csv_field(text) -> str:
 
 
 # -- the command line ----------------------------------------------------------------------------------
+def _default_help(key: str) -> str:
+    """``20`` or ``20; gru: 5``: the default of a setting and the presets' own."""
+    from .presets import TRAINING_DEFAULTS
+
+    own = [f"{preset}: {settings[key]:g}" for preset, settings in TRAINING_DEFAULTS.items()
+           if key in settings]
+    return "; ".join([f"{TRAIN_DEFAULTS[key]:g}", *own])
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="neural-networks", description=DESCRIPTION, epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -531,12 +625,13 @@ def _parser() -> argparse.ArgumentParser:
                                 description="Train a preset model and write a run folder. Names "
                                             "(dataset, model, optimizer) may be in any case.")
     train.add_argument("--dataset", help="digits (default), iris, wine, breast_cancer, mnist, "
-                                         "fashion_mnist, cifar10")
-    train.add_argument("--model", help="preset: cnn (default), mlp, lenet, vgg")
-    train.add_argument("--epochs", type=int, help="number of epochs in total (default 20)")
+                                         "fashion_mnist, cifar10, sinewave (a regression)")
+    train.add_argument("--model", help="preset: cnn (default), mlp, lenet, vgg, gru (sequences)")
+    train.add_argument("--epochs", type=int, help=f"number of epochs in total (default "
+                                                  f"{_default_help('epochs')})")
     train.add_argument("--batch-size", type=int, dest="batch_size", help="default 32")
     train.add_argument("--optimizer", help="adam (default), adamw, sgd, rmsprop")
-    train.add_argument("--lr", type=float, help="learning rate (default 0.002)")
+    train.add_argument("--lr", type=float, help=f"learning rate (default {_default_help('lr')})")
     train.add_argument("--seed", type=int, help="seed of the split, the weights and the batches "
                                                 "(default 0)")
     train.add_argument("--data-dir", dest="data_dir", help="folder with MNIST/CIFAR-10 files")
@@ -556,7 +651,8 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data-dir", dest="data_dir")
     evaluate.add_argument("--no-preprocessing", action="store_true", help=no_preprocessing)
 
-    predict = commands.add_parser("predict", help="predict classes for samples in a .npy file")
+    predict = commands.add_parser("predict", help="predict classes (or a regression's values) for "
+                                                  "samples in a .npy file")
     predict.add_argument("model", type=Path, help="a run folder or a model .npz file")
     predict.add_argument("inputs", type=Path, help=".npy array of raw samples (N, ...), or of "
                                                    "flat vectors (N, features)")

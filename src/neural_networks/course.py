@@ -16,6 +16,7 @@ import numpy as np
 from .callbacks import Callback
 from .errors import InvalidParameterError
 from .layers import LAYERS, Layer, layer_from_config
+from .losses import L2
 from .training import History, Trainer
 from .utils.batches import batch_indices
 from .utils.validation import Integral, Interval, validate_params
@@ -56,19 +57,26 @@ def course_error(loss, Y, Y_hat) -> float:
 
 
 class CourseLogger(Callback):
-    """Pushes each epoch's loss and error (1 − accuracy) to the course's ``Logger``."""
+    """Pushes each epoch's loss and error to the course's ``Logger``: the error is
+    1 − accuracy for a classification loss, the mean squared error for "l2" (its loss
+    divided by the number of outputs), and None for the other regression losses."""
 
     def __init__(self, logger) -> None:
         super().__init__()
         self.logger = logger
 
-    def on_epoch_end(self, epoch: int, logs: dict) -> None:
-        def error(accuracy_value):
-            return None if accuracy_value is None else 1.0 - accuracy_value
+    def _error(self, loss_value, accuracy_value):
+        if accuracy_value is not None:
+            return 1.0 - accuracy_value
+        if loss_value is not None and isinstance(self.model.loss, L2):
+            return loss_value / int(np.prod(self.model.output_shape()))
+        return None
 
+    def on_epoch_end(self, epoch: int, logs: dict) -> None:
         self.logger.push({
             "loss": {"train": logs["loss"], "validate": logs.get("val_loss")},
-            "error": {"train": error(logs["accuracy"]), "validate": error(logs.get("val_accuracy"))},
+            "error": {"train": self._error(logs["loss"], logs["accuracy"]),
+                      "validate": self._error(logs.get("val_loss"), logs.get("val_accuracy"))},
         })
 
 
@@ -103,7 +111,8 @@ class CourseModelAPI:
         return self.history
 
     def test(self, dataset, save_predictions: bool = False) -> dict:
-        """Loss and error (1 − accuracy) per test batch, in order; optionally the predictions."""
+        """Loss and error (1 − accuracy, or for a regression the mean squared error) per
+        test batch, in order; optionally the predictions."""
         data = dataset.test
         results = {"loss": [], "error": []}
         if save_predictions:

@@ -1,4 +1,5 @@
-"""PNG plots of training: learning curves, confusion matrix, first-layer filters.
+"""PNG plots of training: learning curves, confusion matrix, first-layer filters (a
+regression gets the loss curves only; the command line draws filters for a CNN only).
 
 Needs the optional ``plot`` extra (matplotlib); it is imported only when a plot
 is drawn, with the non-interactive Agg backend, so no display is needed.
@@ -28,13 +29,24 @@ def _pyplot():
     return plt
 
 
+def history_panels(history) -> list[str]:
+    """The metrics ``plot_history`` draws: the loss, and the accuracy when some epoch has
+    one (a regression has none: its curves are the loss only)."""
+    data = history.to_dict() if hasattr(history, "to_dict") else dict(history)
+    has_accuracy = any(value is not None for key in ("accuracy", "val_accuracy")
+                       for value in data.get(key) or [])
+    return ["loss", "accuracy"] if has_accuracy else ["loss"]
+
+
 def plot_history(history, path) -> Path:
-    """Loss and accuracy per epoch, train against validation, side by side."""
+    """Loss and accuracy per epoch, train against validation, side by side (the loss
+    alone for a regression, see ``history_panels``)."""
     plt = _pyplot()
     data = history.to_dict() if hasattr(history, "to_dict") else dict(history)
     epochs = data["epoch"]
-    figure, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for axis, metric in zip(axes, ("loss", "accuracy")):
+    panels = history_panels(data)
+    figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
+    for axis, metric in zip(axes.flat, panels):
         for key, label in ((metric, "train"), (f"val_{metric}", "validation")):
             values = data.get(key) or []
             points = [(e, v) for e, v in zip(epochs, values) if v is not None]
