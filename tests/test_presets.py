@@ -98,3 +98,12 @@ def test_training_defaults():
     assert TRAINING_DEFAULTS["gru"]["epochs"] == 5
     with pytest.raises(UnknownNameError, match="'nope'"):
         training_defaults("nope")
+
+
+def test_vgg_normalises_after_every_convolution_and_drops_out_before_its_output():
+    layers = preset_layers("vgg", (16, 16, 3), 10)
+    kinds = [type(layer).__name__ for layer in layers]
+    convolutions = [i for i, kind in enumerate(kinds) if kind == "Conv2D"]
+    assert len(convolutions) == 6  # 16×16 allows three blocks of two
+    assert all(kinds[i + 1] == "BatchNorm2D" for i in convolutions)
+    assert kinds[-2:] == ["Dropout", "FullyConnected"]
