@@ -32,7 +32,7 @@ from neural_networks.models import NeuralNetwork
 #: how matmul_accumulate adds a product: BLAS with beta = 1 (needs SciPy), or NumPy
 GEMM_PATHS = [
     pytest.param(True, id="blas-accumulate",
-                 marks=pytest.mark.skipif(kernels._blas is None, reason="needs scipy")),
+                 marks=pytest.mark.skipif(not kernels.blas_available(), reason="needs scipy")),
     pytest.param(False, id="numpy-accumulate"),
 ]
 

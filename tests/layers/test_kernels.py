@@ -14,7 +14,7 @@ from neural_networks.layers import kernels
 #: how matmul_accumulate adds a product: BLAS with beta = 1 (needs SciPy), or NumPy
 GEMM_PATHS = [
     pytest.param(True, id="blas-accumulate",
-                 marks=pytest.mark.skipif(kernels._blas is None, reason="needs scipy")),
+                 marks=pytest.mark.skipif(not kernels.blas_available(), reason="needs scipy")),
     pytest.param(False, id="numpy-accumulate"),
 ]
 
@@ -74,8 +74,10 @@ def test_matmul_accumulate_on_strided_operands_falls_back_exactly(with_blas):
     np.testing.assert_allclose(C, expected, rtol=1e-14, atol=1e-14)
 
 
-def test_blas_path_is_taken_when_scipy_is_present():
-    if kernels._blas is None:
+def test_blas_path_is_taken_only_when_switched_on():
+    if not kernels.blas_available():
         pytest.skip("needs scipy")
-    assert kernels.has_accumulating_gemm(np.float32) and kernels.has_accumulating_gemm(np.float64)
-    assert not kernels.has_accumulating_gemm(np.float16)
+    assert not kernels.has_accumulating_gemm(np.float32)  # off by default (see the module)
+    with gemm_path(True):
+        assert kernels.has_accumulating_gemm(np.float32) and kernels.has_accumulating_gemm(np.float64)
+        assert not kernels.has_accumulating_gemm(np.float16)

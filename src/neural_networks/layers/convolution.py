@@ -24,7 +24,7 @@ from ..errors import ShapeError, UnknownNameError
 from ..utils.validation import Integral, Interval, validate_params
 from ..weights import initialize_weights
 from .base import Layer, as_pair, output_hw, resolve_pad, window
-from .kernels import matmul_accumulate
+from .kernels import has_accumulating_gemm, matmul_accumulate
 
 #: with ``algorithm="auto"``, layers with at least this many input channels use
 #: "shifted" when it applies (measured on the benchmark, see benchmarks/README.md)
@@ -130,16 +130,21 @@ def shifted_correlation(A_pad: np.ndarray, kernel: np.ndarray, bias: np.ndarray 
     out = np.empty((n_samples, height, width, n_out), dtype=A_pad.dtype)
     grid = out.reshape(-1, n_out)
     total = grid[:n_rows]
-    if bias is None:
+    if has_accumulating_gemm(out.dtype):
+        # Start from the bias (or 0) and add all kh·kw products onto it with the GEMM's
+        # β = 1: every product goes through one BLAS (one thread pool), and the fill costs
+        # about the one write a first, non-accumulating product would make.
+        grid[...] = 0 if bias is None else bias
+        matmul_accumulate(rows[:n_rows], kernel[0, 0], out=total)
+    else:  # NumPy: the first product written straight into the output, the bias added last
         grid[n_rows:] = 0  # the few rows no offset reaches
         np.matmul(rows[:n_rows], kernel[0, 0], out=total)
-    else:  # start from the bias: it costs the one write the first product would make
-        grid[...] = bias
-        matmul_accumulate(rows[:n_rows], kernel[0, 0], out=total)
     for i, j in np.ndindex(kh, kw):
         if i or j:
             shift = i * width + j
             matmul_accumulate(rows[shift : shift + n_rows], kernel[i, j], out=total)
+    if bias is not None and not has_accumulating_gemm(out.dtype):
+        out += bias  # over the whole contiguous grid (finite scratch included): faster than the view
     return out
 
 
