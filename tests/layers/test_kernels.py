@@ -40,6 +40,7 @@ def accumulate_cases(draw):
         C=draw(arrays((extra_before + m + extra_after, n), dtype, kinds=kinds)),
         rows=slice(extra_before, extra_before + m),
         transposed_B=draw(st.booleans()),
+        scratch=draw(st.booleans()),  # a reused temporary, full of nan before
     )
 
 
@@ -53,8 +54,9 @@ def test_matmul_accumulate_adds_the_product_into_a_block_of_rows(with_blas, case
     expected = C.astype(np.float64)
     expected[rows] += A.astype(np.float64) @ B.astype(np.float64)
     before = C.copy()
+    scratch = np.full((A.shape[0], B.shape[1]), np.nan, dtype=A.dtype) if case["scratch"] else None
     with gemm_path(with_blas):
-        result = kernels.matmul_accumulate(A, B, out=C[rows])
+        result = kernels.matmul_accumulate(A, B, out=C[rows], scratch=scratch)
     assert result.dtype == A.dtype and np.shares_memory(result, C)
     assert_close(C, expected, A.dtype, "out += A @ B")
     untouched = np.ones(len(C), dtype=bool)

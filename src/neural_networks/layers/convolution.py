@@ -120,7 +120,8 @@ def shifted_correlation(A_pad: np.ndarray, kernel: np.ndarray, bias: np.ndarray 
     (``bias`` (1, C_out) or None for 0; the rest is finite scratch). Seen as a matrix of
     rows r = (n·Hp + y)·Wp + x, offset (i, j) reads row r + i·Wp + j: every term is one
     GEMM on a contiguous block of rows, added into ``out`` by ``matmul_accumulate``
-    (BLAS with β = 1: no temporary, no second pass). No window matrix is built.
+    (NumPy: through one reused temporary; SciPy's BLAS with β = 1 when switched on: no
+    temporary, no second pass). No window matrix is built.
     """
     n_samples, height, width, channels = A_pad.shape
     kh, kw, _, n_out = kernel.shape
@@ -139,10 +140,12 @@ def shifted_correlation(A_pad: np.ndarray, kernel: np.ndarray, bias: np.ndarray 
     else:  # NumPy: the first product written straight into the output, the bias added last
         grid[n_rows:] = 0  # the few rows no offset reaches
         np.matmul(rows[:n_rows], kernel[0, 0], out=total)
+    reuse = kh * kw > 1 and not has_accumulating_gemm(out.dtype)
+    scratch = np.empty_like(total) if reuse else None  # one temporary for every product
     for i, j in np.ndindex(kh, kw):
         if i or j:
             shift = i * width + j
-            matmul_accumulate(rows[shift : shift + n_rows], kernel[i, j], out=total)
+            matmul_accumulate(rows[shift : shift + n_rows], kernel[i, j], out=total, scratch=scratch)
     if bias is not None and not has_accumulating_gemm(out.dtype):
         out += bias  # over the whole contiguous grid (finite scratch included): faster than the view
     return out

@@ -44,13 +44,16 @@ def blas_available() -> bool:
     return _blas is not None
 
 
-def matmul_accumulate(A: np.ndarray, B: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """``out += A @ B`` for 2-D arrays, in place, without a temporary for ``A @ B``; returns ``out``.
+def matmul_accumulate(A: np.ndarray, B: np.ndarray, out: np.ndarray, scratch: np.ndarray | None = None) -> np.ndarray:
+    """``out += A @ B`` for 2-D arrays, in place; returns ``out``.
 
-    With SciPy, ``out`` C-contiguous (e.g. a block of rows of a contiguous array) and
-    ``A``, ``B`` each C- or Fortran-contiguous (e.g. a transposed block), this is one BLAS
-    GEMM with β = 1 on the Fortran-ordered views, ``outᵀ ← Bᵀ Aᵀ + outᵀ``, with the
-    transposition flags instead of copies. Otherwise ``out += np.matmul(A, B)``.
+    With SciPy switched on (``ACCUMULATE_WITH_BLAS``), ``out`` C-contiguous (e.g. a block
+    of rows of a contiguous array) and ``A``, ``B`` each C- or Fortran-contiguous (e.g. a
+    transposed block), this is one BLAS GEMM with β = 1 on the Fortran-ordered views,
+    ``outᵀ ← Bᵀ Aᵀ + outᵀ``, with the transposition flags instead of copies and no
+    temporary. Otherwise ``out += np.matmul(A, B, out=scratch)``: pass a ``scratch``
+    array of ``out``'s shape and dtype to reuse across calls (a fresh temporary of an
+    activation's size costs page faults).
 
     Only the accumulation goes through SciPy: a plain product ``np.matmul(A, B, out=)``
     is as fast with NumPy's own BLAS, and routing those through SciPy's too measured
@@ -62,7 +65,7 @@ def matmul_accumulate(A: np.ndarray, B: np.ndarray, out: np.ndarray) -> np.ndarr
             and out.size and A.shape[1]):
         operands = _fortran_operand(B.T), _fortran_operand(A.T)
     if operands is None or None in operands:
-        out += np.matmul(A, B)
+        out += np.matmul(A, B, out=scratch)
         return out
     (a, trans_a), (b, trans_b) = operands
     result = gemm(1.0, a, b, beta=1.0, c=out.T, overwrite_c=True, trans_a=trans_a, trans_b=trans_b)
