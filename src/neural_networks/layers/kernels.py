@@ -1,8 +1,8 @@
-"""Fast kernels the convolution and pooling layers call by name.
+"""Fast kernels the layers call by name (today: the convolution's accumulated products).
 
 Each function computes one plain formula (stated in its docstring) faster than the
-obvious NumPy expression, by choosing the BLAS call, the memory layout or the order of
-the passes; none changes what is computed beyond float rounding. The layers stay
+obvious NumPy expression, by choosing the BLAS call, the memory layout or the reuse of
+a temporary; none changes what is computed beyond float rounding. The layers stay
 readable: they say *what* (``matmul_accumulate(A, B, out=total)``), this module says
 *how*.
 
