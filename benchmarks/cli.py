@@ -1,10 +1,7 @@
 """Command line of ``python -m benchmarks``.
 
-Thread limits are set here, before NumPy or torch is imported: with
-``threadpoolctl`` installed it caps every BLAS/OpenMP pool once the libraries are
-loaded; without it, OPENBLAS_NUM_THREADS / OMP_NUM_THREADS / MKL_NUM_THREADS are
-exported first (they only work if NumPy has not been imported yet). torch is
-capped with ``torch.set_num_threads``.
+This process imports neither NumPy nor torch: each library runs in a worker process of
+its own (``benchmarks.worker``), whose thread count is pinned before those imports.
 """
 
 from __future__ import annotations
@@ -35,7 +32,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--workloads", default=",".join(ALL_WORKLOADS),
                         help=f"comma-separated subset of {','.join(ALL_WORKLOADS)} (default: all)")
     parser.add_argument("--threads", type=int, default=None,
-                        help="BLAS/OpenMP/torch threads for both libraries (default: all cores)")
+                        help="BLAS/OpenMP/torch threads of each library's process (default: all cores)")
     parser.add_argument("--output", default=DEFAULT_OUTPUT,
                         help="where to write the JSON results (default: benchmarks/results/latest.json)")
     parser.add_argument("--repeats", type=int, default=None,
@@ -45,7 +42,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--no-torch", action="store_true", help="measure this library alone")
     parser.add_argument("--keep-freed-memory", action="store_true",
                         help="tune glibc malloc to keep freed memory instead of returning it to the "
-                        "OS (both libraries; see benchmarks/allocator.py)")
+                        "OS (both workers; see benchmarks/allocator.py)")
     parser.add_argument("--wait-quiet", action=argparse.BooleanOptionalAction, default=None,
                         help="before each timing window, wait (up to 10 s) until other processes "
                         "leave the CPU idle (default: on, off with --quick)")
@@ -65,40 +62,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def limit_threads(threads: int, with_torch: bool = True):
-    """Cap the BLAS/OpenMP pools; returns (method, limiter) — keep the limiter alive."""
-    try:
-        import threadpoolctl
-    except ImportError:
-        threadpoolctl = None
-    if threadpoolctl is None:
-        for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-            os.environ[name] = str(threads)
-        method = "environment variables"
-        if "numpy" in sys.modules:
-            method += " (numpy was already imported: may not apply)"
-        return method, None
-    import numpy  # noqa: F401  (load OpenBLAS so that threadpoolctl sees it)
-    if with_torch:
-        try:
-            import torch  # noqa: F401  (load torch's OpenMP runtime too)
-        except Exception:  # not installed or broken: run_all reports it
-            pass
-    return "threadpoolctl", threadpoolctl.threadpool_limits(limits=threads)
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
-    method, limiter = limit_threads(args.threads, with_torch=not args.no_torch)
-    allocator = "glibc malloc as configured by the environment (default)"
-    if args.keep_freed_memory:
-        from .allocator import keep_freed_memory
-
-        allocator = keep_freed_memory()
-    args.allocator = allocator
-    from .run import run_all  # imports numpy: only after the thread limits
+    from .run import run_all
 
     command = " ".join(["python -m benchmarks", *(sys.argv[1:] if argv is None else argv)])
-    results = run_all(args, thread_method=method, command=command)
-    del limiter
-    return 0 if results is not None else 1
+    return 0 if run_all(args, command=command) is not None else 1

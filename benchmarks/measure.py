@@ -1,21 +1,17 @@
-"""Measurements: interleaved throughput, per-layer times, peak memory per step, matmul rate."""
+"""Measurements made inside one worker process: timing windows, per-layer times, peak
+memory per step, and the float32 matmul rate of the process' own BLAS."""
 
 from __future__ import annotations
 
 import functools
 import gc
-import os
 import statistics
-import time
 import tracemalloc
 from typing import Callable
 
 import numpy as np
 
-clock = time.perf_counter
-
-#: fewest calls in one timing window
-MIN_CALLS = 3
+from .cpu import MONITOR, clock, minor_page_faults
 
 
 # -- one step of each library ----------------------------------------------------------------
@@ -46,124 +42,26 @@ def torch_inference(model, X):
         return model(X)
 
 
-# -- other processes ------------------------------------------------------------------------
-class CpuMonitor:
-    """CPU time used by *other* processes (Linux /proc), as a fraction of all cores.
-
-    The benchmark shares the machine: another busy process slows a 2-thread BLAS call
-    far more than its own share. Every timed window records this fraction, and
-    ``wait_until_quiet`` can hold the next window until the machine is idle.
-    """
-
-    def __init__(self) -> None:
-        self.available = os.path.exists("/proc/stat") and os.path.exists("/proc/self/stat")
-        self.ticks = os.sysconf("SC_CLK_TCK") if self.available else 100
-        self.cores = os.cpu_count() or 1
-
-    def sample(self):
-        """(wall time, busy ticks of the machine, ticks of this process), or None."""
-        if not self.available:
-            return None
-        with open("/proc/stat") as handle:
-            values = [int(v) for v in handle.readline().split()[1:9]]
-        with open("/proc/self/stat") as handle:
-            fields = handle.read().rsplit(")", 1)[1].split()
-        busy = sum(values) - values[3] - values[4]  # all but idle and iowait
-        return clock(), busy, int(fields[11]) + int(fields[12])  # utime + stime
-
-    def others(self, start, end) -> float | None:
-        """Share of all cores used by other processes between two samples."""
-        if start is None or end is None or end[0] <= start[0]:
-            return None
-        other_ticks = (end[1] - start[1]) - (end[2] - start[2])
-        return max(0.0, other_ticks / (self.ticks * self.cores * (end[0] - start[0])))
-
-    def wait_until_quiet(self, threshold: float = 0.05, settle: float = 0.25, timeout: float = 10.0) -> bool:
-        """Wait (at most ``timeout`` s) for a ``settle``-second stretch in which other
-        processes use less than ``threshold`` of the CPU. True when that happened."""
-        if not self.available:
-            return True
-        deadline = clock() + timeout
-        while clock() < deadline:
-            start = self.sample()
-            time.sleep(settle)
-            busy = self.others(start, self.sample())
-            if busy is not None and busy < threshold:
-                return True
-        return False
-
-
-MONITOR = CpuMonitor()
-
-
-def minor_page_faults() -> int:
-    """Minor page faults of this process so far (memory the OS had to map in)."""
-    try:
-        import resource
-
-        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    except ImportError:  # not POSIX
-        return 0
-
-
 # -- throughput ------------------------------------------------------------------------------
-def interleaved_throughput(
-    steps: dict[str, Callable[[], object]], batch: int, repeats: int, window: float, warmup: int,
-    pause: float = 0.2, wait_quiet: bool = False,
-) -> dict[str, dict]:
-    """Samples/s of each callable (one call = one batch), timed in turns: a, b, a, b, ...
+def timed_window(step: Callable[[], object], calls: int) -> dict:
+    """One timing window: an untimed call (caches and clocks warm again after the pause
+    the parent left before it), then ``calls`` timed calls.
 
-    Each library first runs ``warmup`` calls; one more timed call sizes its timing
-    window to about ``window`` seconds (at least ``MIN_CALLS`` calls), each preceded by
-    one untimed call. Every repeat then times one window of every
-    library in turn, so slow drifts of the machine hit all of them alike. Reports the
-    median over repeats (and every run), with the CPU share other processes used
-    during each window and the minor page faults per call.
-
-    Before every window the process sleeps ``pause`` seconds: the idle worker threads
-    of the library timed just before (OpenBLAS, OpenMP) spin for a while before they
-    sleep, and would compete with this one for the cores. With ``wait_quiet``, each
-    window then waits (up to 10 s) for other processes to leave the CPU idle.
+    Returns the elapsed seconds, the minor page faults per call and the share of the
+    CPU other processes (the other library's idle worker included) used meanwhile.
     """
-    calls = {}
-    for name, step in steps.items():
-        for _ in range(warmup):
-            step()
-        started = clock()
+    step()
+    before, faults_before = MONITOR.sample(), minor_page_faults()
+    started = clock()
+    for _ in range(calls):
         step()
-        calls[name] = max(MIN_CALLS, round(window / max(clock() - started, 1e-9)))
-    runs: dict[str, list[float]] = {name: [] for name in steps}
-    others: dict[str, list] = {name: [] for name in steps}
-    faults: dict[str, list[float]] = {name: [] for name in steps}
-    probes = []
-    for _ in range(repeats):
-        probes.append(matmul_probe())
-        for name, step in steps.items():
-            time.sleep(pause)
-            if wait_quiet:
-                MONITOR.wait_until_quiet()
-            step()  # untimed: caches and clocks warm again after the pause
-            n = calls[name]
-            before, faults_before = MONITOR.sample(), minor_page_faults()
-            started = clock()
-            for _ in range(n):
-                step()
-            elapsed = clock() - started
-            faults[name].append((minor_page_faults() - faults_before) / n)
-            others[name].append(MONITOR.others(before, MONITOR.sample()))
-            runs[name].append(n * batch / elapsed)
-    results = {
-        name: {
-            "samples_per_s": statistics.median(values),
-            "runs": values,
-            "calls_per_run": calls[name],
-            "others_cpu_share": others[name],
-            "page_faults_per_call": statistics.median(faults[name]),
-        }
-        for name, values in runs.items()
+    elapsed = clock() - started
+    return {
+        "seconds": elapsed,
+        "calls": calls,
+        "page_faults_per_call": (minor_page_faults() - faults_before) / calls,
+        "others_cpu_share": MONITOR.others(before, MONITOR.sample()),
     }
-    results["matmul_probe_gflops"] = probes
-    return results
 
 
 def matmul_probe(size: int = 512, seconds: float = 0.1) -> float:
@@ -364,5 +262,22 @@ def matmul_gflops(size: int, repeats: int) -> dict:
     for _ in range(repeats):
         started = clock()
         np.matmul(A, B, out=C)
+        rates.append(2 * size**3 / (clock() - started) / 1e9)
+    return {"size": size, "gflops": statistics.median(rates), "runs": rates}
+
+
+def torch_matmul_gflops(size: int, repeats: int) -> dict:
+    """The same float32 matmul rate, measured with torch (its MKL/oneDNN, its threads)."""
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    A = torch.randn(size, size, generator=generator, dtype=torch.float32)
+    B = torch.randn(size, size, generator=generator, dtype=torch.float32)
+    C = torch.empty(size, size, dtype=torch.float32)
+    torch.mm(A, B, out=C)
+    rates = []
+    for _ in range(repeats):
+        started = clock()
+        torch.mm(A, B, out=C)
         rates.append(2 * size**3 / (clock() - started) / 1e9)
     return {"size": size, "gflops": statistics.median(rates), "runs": rates}

@@ -1,4 +1,13 @@
-"""Run every measurement, print the tables and write the JSON results."""
+"""Run every measurement in one worker process per library, print the tables, write JSON.
+
+This process only orchestrates: it starts ``benchmarks.worker`` once for this library
+and once for PyTorch (same thread count, pinned before either imports NumPy or torch),
+hands torch the weights ours drew, checks that both give the same probabilities, and
+then times windows in turn — ours, torch, torch, ours, ... — each after a pause and,
+by default, a wait for a quiet machine. The ratio it reports is the median over
+repeats of ours/torch within one repeat (the two windows are a second apart, so a
+drifting machine cancels out), with the range of those paired ratios.
+"""
 
 from __future__ import annotations
 
@@ -6,22 +15,76 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
+import tempfile
+import time
 
-import numpy as np
-
-from . import measure
-from .workloads import WORKLOADS, build_ours, build_torch, make_batch, matmul_flops, torch_batch
+from .cpu import MONITOR
+from .workloads import WORKLOADS, matmul_flops
 
 #: a repeat ran "at full speed" when its matmul probe reached this share of the run's best
 FULL_SPEED = 0.85
+#: fewest calls in one timing window
+MIN_CALLS = 3
+#: largest max |ours − torch| of the probabilities, same weights, same batch
+AGREEMENT = 1e-4
 
-#: ours/torch ratios the library aims for on this benchmark
+#: ours/torch ratios the library aims for on this benchmark (own processes, paired median)
 TARGETS = {
-    "train": {"mlp": 0.9, "cnn": 0.6, "cifar": 0.6},
-    "inference": {"mlp": 0.8, "cnn": 0.8, "cifar": 0.8},
+    "train": {"mlp": 1.0, "cnn": 0.7, "cifar": 0.7},
+    "inference": {"mlp": 1.0, "cnn": 1.0, "cifar": 1.0},
     "memory_ratio": 3.0,
 }
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class WorkerError(RuntimeError):
+    """A worker process failed a request or died."""
+
+
+class WorkerProcess:
+    """One ``python -m benchmarks.worker`` process, driven by JSON lines over a pipe."""
+
+    def __init__(self, library: str, threads: int, keep_freed_memory: bool) -> None:
+        from .worker import THREAD_VARIABLES
+
+        self.library = library
+        env = dict(os.environ)
+        env.update({name: str(threads) for name in THREAD_VARIABLES})
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, env.get("PYTHONPATH")]))
+        command = [sys.executable, "-m", "benchmarks.worker", library, str(threads)]
+        if keep_freed_memory:
+            command.append("--keep-freed-memory")
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        text=True, env=env, cwd=ROOT)
+
+    def request(self, command: str, **arguments):
+        try:
+            self.process.stdin.write(json.dumps({"command": command, **arguments}) + "\n")
+            self.process.stdin.flush()
+            line = self.process.stdout.readline()
+        except (BrokenPipeError, OSError):
+            line = ""
+        if not line:
+            code = self.process.wait(timeout=30)
+            raise WorkerError(f"the {self.library} worker exited (code {code}) during {command!r}; "
+                              "its error is on stderr above")
+        reply = json.loads(line)
+        if "error" in reply:
+            raise WorkerError(f"the {self.library} worker failed {command!r}:\n{reply['error']}")
+        return reply["ok"]
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            try:
+                self.process.stdin.write(json.dumps({"command": "quit"}) + "\n")
+                self.process.stdin.close()
+                self.process.wait(timeout=30)
+            except (OSError, subprocess.TimeoutExpired):
+                self.process.kill()
+                self.process.wait()
 
 
 def settings_for(args) -> dict:
@@ -37,88 +100,66 @@ def settings_for(args) -> dict:
     return settings
 
 
-def import_torch(args, threads: int):
+def start_workers(args) -> tuple[dict[str, WorkerProcess], dict]:
+    """The ours worker, and the torch worker unless it is disabled or cannot start."""
+    workers = {"ours": WorkerProcess("ours", args.threads, args.keep_freed_memory)}
+    info = {"ours": workers["ours"].request("hello")}
     if args.no_torch:
-        return None, "disabled (--no-torch)"
+        info["torch_status"] = "disabled (--no-torch)"
+        return workers, info
+    candidate = WorkerProcess("torch", args.threads, args.keep_freed_memory)
     try:
-        import torch
-    except Exception as error:  # ImportError, or a broken install
-        return None, f"unavailable ({type(error).__name__}: {error})"
-    torch.set_num_threads(threads)
-    return torch, torch.__version__
+        info["torch"] = candidate.request("hello")
+    except WorkerError as error:  # torch not installed, or broken
+        candidate.close()
+        info["torch_status"] = f"unavailable ({str(error).splitlines()[0]})"
+        return workers, info
+    workers["torch"] = candidate
+    info["torch_status"] = info["torch"]["torch"]
+    return workers, info
 
 
-def machine_info(threads: int, thread_method: str, torch_version: str) -> dict:
+def machine_info(threads: int, info: dict) -> dict:
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as handle:
             cpu = next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    blas = []
-    try:
-        from threadpoolctl import threadpool_info
-
-        blas = [
-            {key: pool.get(key) for key in ("internal_api", "version", "num_threads", "architecture",
-                                             "threading_layer", "prefix")}
-            for pool in threadpool_info()
-        ]
-    except ImportError:
-        pass
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
         "threads": threads,
-        "thread_limit_method": thread_method,
+        "thread_limit_method": "environment variables before import in each worker, torch.set_num_threads",
         "python": platform.python_version(),
-        "numpy": np.__version__,
-        "thread_pools": blas,
-        "torch": torch_version,
+        "numpy": info["ours"]["numpy"],
+        "torch": info["torch_status"],
+        "allocator": info["ours"]["allocator"],
+        "workers": {key: value for key, value in info.items() if key in ("ours", "torch")},
         "platform": platform.platform(),
     }
 
 
-def check_agreement(torch, ours_model, torch_model, X, labels) -> dict:
-    """Both networks start from the same weights: their outputs must agree."""
-    probabilities = ours_model.predict(X, batch_size=X.shape[0])
-    Xt, _ = torch_batch(X, labels)
-    with torch.no_grad():
-        torch_probabilities = torch.softmax(torch_model(Xt), dim=1).numpy()
-    return {"max_abs_diff_probabilities": float(np.max(np.abs(probabilities - torch_probabilities)))}
-
-
-def run_workload(name: str, args, settings: dict, torch) -> dict:
+def run_workload(name: str, args, settings: dict, workers: dict[str, WorkerProcess], folder: str) -> dict:
     workload = WORKLOADS[name]
     batch = args.batch or workload.batch
-    X, labels, Y = make_batch(workload, batch)
-    model = build_ours(workload)
     flops = matmul_flops(workload)
-    result = {"description": workload.description, "batch": batch,
-              "matmul_flops_per_sample": flops}
+    result = {"description": workload.description, "batch": batch, "matmul_flops_per_sample": flops}
+    weights = os.path.join(folder, f"{name}.npz")
+    for library, worker in workers.items():  # ours first: it writes the weights torch reads
+        worker.request("setup", workload=name, batch=batch, weights_path=weights)
+    if "torch" in workers:
+        ours, theirs = (workers[library].request("probabilities")["probabilities"] for library in ("ours", "torch"))
+        difference = max(abs(a - b) for row_a, row_b in zip(ours, theirs) for a, b in zip(row_a, row_b))
+        result["agreement"] = {"max_abs_diff_probabilities": difference, "limit": AGREEMENT,
+                               "ok": difference <= AGREEMENT}
 
-    train_steps = {"ours": lambda: measure.ours_train_step(model, X, Y)}
-    inference_steps = {"ours": lambda: measure.ours_inference(model, X)}
-    if torch is not None:
-        torch_model, torch_optimizer = build_torch(workload, model)
-        result["agreement"] = check_agreement(torch, model, torch_model, X, labels)
-        Xt, yt = torch_batch(X, labels)
-        train_steps["torch"] = lambda: measure.torch_train_step(torch_model, torch_optimizer, Xt, yt)
-        inference_steps["torch"] = lambda: measure.torch_inference(torch_model, Xt)
-
-    common = dict(batch=batch, repeats=settings["repeats"], window=settings["window_s"],
-                  warmup=settings["warmup"], pause=settings["pause_s"], wait_quiet=settings["wait_quiet"])
-    for kind, steps, flop_key in (("train", train_steps, "train"),
-                                  ("inference", inference_steps, "forward")):
+    for kind, flop_key in (("train", "train"), ("inference", "forward")):
         print(f"  {name}: {kind} throughput ...", file=sys.stderr, flush=True)
-        measured = measure.interleaved_throughput(steps, **common)
-        probes = measured.pop("matmul_probe_gflops")
-        for library, entry in measured.items():
-            entry["gflops"] = entry["samples_per_s"] * flops[flop_key] / 1e9
-        measured["matmul_probe_gflops"] = probes
-        if "torch" in measured:
-            # Each repeat timed ours and torch one right after the other: the median of these
-            # paired ratios is steadier than a ratio of medians when the machine drifts.
+        measured = time_alternately(workers, kind, batch, settings)
+        for library in workers:
+            measured[library]["gflops"] = measured[library]["samples_per_s"] * flops[flop_key] / 1e9
+        if "torch" in workers:
             pairs = [a / b for a, b in zip(measured["ours"]["runs"], measured["torch"]["runs"])]
             measured["ratio"] = statistics.median(pairs)
             measured["ratio_of_medians"] = measured["ours"]["samples_per_s"] / measured["torch"]["samples_per_s"]
@@ -127,32 +168,76 @@ def run_workload(name: str, args, settings: dict, torch) -> dict:
         result[kind] = measured
 
     print(f"  {name}: per-layer profile and memory ...", file=sys.stderr, flush=True)
-    result["profile"] = measure.profile_layers(model, X, Y, settings["profile_steps"])
-    result["memory"] = measure.peak_step_memory(model, X, Y)
+    result["profile"] = workers["ours"].request("profile", steps=settings["profile_steps"])
+    result["memory"] = workers["ours"].request("memory")
     return result
 
 
-def run_all(args, thread_method: str, command: str) -> dict:
+def time_alternately(workers: dict[str, WorkerProcess], kind: str, batch: int, settings: dict) -> dict:
+    """Every repeat times one window of each library, the order alternating between
+    repeats (ours first, then torch first, ...); before each window, a pause (the idle
+    threads of the library timed before spin a while before they sleep) and, with
+    ``wait_quiet``, a wait for other processes to leave the CPU idle."""
+    calls = {library: worker.request("calibrate", kind=kind, warmup=settings["warmup"],
+                                     window=settings["window_s"], min_calls=MIN_CALLS)["calls"]
+             for library, worker in workers.items()}
+    windows: dict[str, list[dict]] = {library: [] for library in workers}
+    probes = []
+    for repeat in range(settings["repeats"]):
+        probes.append(workers["ours"].request("probe")["gflops"])
+        order = list(workers) if repeat % 2 == 0 else list(reversed(workers))
+        for library in order:
+            time.sleep(settings["pause_s"])
+            if settings["wait_quiet"]:
+                MONITOR.wait_until_quiet()
+            windows[library].append(workers[library].request("window", kind=kind, calls=calls[library]))
+    measured = {}
+    for library, timed in windows.items():
+        runs = [w["calls"] * batch / w["seconds"] for w in timed]
+        measured[library] = {
+            "samples_per_s": statistics.median(runs),
+            "runs": runs,
+            "calls_per_run": calls[library],
+            "others_cpu_share": [w["others_cpu_share"] for w in timed],
+            "page_faults_per_call": statistics.median(w["page_faults_per_call"] for w in timed),
+        }
+    measured["matmul_probe_gflops"] = probes
+    return measured
+
+
+def run_all(args, command: str) -> dict | None:
+    """The whole run; None when a worker failed or the libraries disagreed."""
     settings = settings_for(args)
-    torch, torch_version = import_torch(args, args.threads)
-    results = {
-        "command": command,
-        "quick": bool(args.quick),
-        "settings": settings,
-        "machine": machine_info(args.threads, thread_method, torch_version) | {"allocator": args.allocator},
-        "targets": TARGETS,
-    }
-    print("matmul rate ...", file=sys.stderr, flush=True)
-    results["matmul"] = measure.matmul_gflops(settings["matmul_size"], settings["matmul_repeats"])
-    results["workloads"] = {}
-    for name in args.workloads:
-        results["workloads"][name] = run_workload(name, args, settings, torch)
-        rate = results["matmul"]["gflops"]
-        for kind in ("train", "inference"):
-            for library in ("ours", "torch"):
-                entry = results["workloads"][name][kind].get(library)
-                if entry is not None:
-                    entry["share_of_matmul_rate"] = entry["gflops"] / rate
+    workers, info = start_workers(args)
+    try:
+        results = {
+            "command": command,
+            "measurement": "own processes (one worker per library), alternating windows",
+            "quick": bool(args.quick),
+            "settings": settings,
+            "machine": machine_info(args.threads, info),
+            "targets": TARGETS,
+        }
+        print("matmul rate of each process ...", file=sys.stderr, flush=True)
+        results["matmul"] = {library: worker.request("gemm_rate", size=settings["matmul_size"],
+                                                     repeats=settings["matmul_repeats"])
+                             for library, worker in workers.items()}
+        results["workloads"] = {}
+        with tempfile.TemporaryDirectory(prefix="nn-benchmark-") as folder:
+            for name in args.workloads:
+                results["workloads"][name] = entry = run_workload(name, args, settings, workers, folder)
+                for kind in ("train", "inference"):
+                    for library in workers:
+                        rate = results["matmul"][library]["gflops"]
+                        entry[kind][library]["share_of_matmul_rate"] = entry[kind][library]["gflops"] / rate
+        # Asked again at the end: by now every BLAS/OpenMP library a step loads is loaded.
+        results["machine"]["workers"] = {library: worker.request("hello") for library, worker in workers.items()}
+    except WorkerError as error:
+        print(f"benchmark failed: {error}", file=sys.stderr)
+        return None
+    finally:
+        for worker in workers.values():
+            worker.close()
     add_full_speed_ratios(results)
 
     print(format_report(results))
@@ -162,6 +247,11 @@ def run_all(args, thread_method: str, command: str) -> dict:
         with open(args.output, "w") as handle:
             json.dump(results, handle, indent=2)
         print(f"\nresults written to {args.output}")
+    disagreeing = [name for name, w in results["workloads"].items() if not w.get("agreement", {}).get("ok", True)]
+    if disagreeing:
+        print(f"FAILED: ours and torch disagree by more than {AGREEMENT:g} in their probabilities "
+              f"on {', '.join(disagreeing)}", file=sys.stderr)
+        return None
     return results
 
 
@@ -198,44 +288,43 @@ def format_report(results: dict) -> str:
     with_torch = any("torch" in w["train"] for w in results["workloads"].values())
     title = f"neural_networks vs PyTorch {machine['torch']}" if with_torch else \
         f"neural_networks alone (PyTorch: {machine['torch']})"
+    gemm = ", ".join(f"{library} {entry['gflops']:.1f}" for library, entry in results["matmul"].items())
+    size = results["matmul"]["ours"]["size"]
     out = [
-        f"{title} — {machine['cpu']}, {machine['threads']} thread(s) "
-        f"({machine['thread_limit_method']}), numpy {machine['numpy']}",
-        f"float32 matmul {results['matmul']['size']}²: {results['matmul']['gflops']:.1f} GFLOP/s (numpy); "
-        f"allocator: {machine['allocator']}",
+        f"{title} — {machine['cpu']}, {machine['threads']} thread(s) each, numpy {machine['numpy']}",
+        "Own processes: one worker per library (threads pinned before import), alternating windows.",
+        f"float32 matmul {size}² in each process: {gemm} GFLOP/s; allocator: {machine['allocator']}",
         "",
     ]
     header = ["workload", "mode", "batch", "ours samples/s"]
     if with_torch:
         header += ["torch samples/s", "ours/torch", "(range)", "at full speed", "target", "met"]
-    header += ["ours GFLOP/s", "% of matmul"]
+    header += ["ours GFLOP/s", "ours % of GEMM"]
     if with_torch:
-        header += ["torch % of matmul"]
+        header += ["torch % of GEMM"]
     rows = []
     for name, w in results["workloads"].items():
         for kind in ("train", "inference"):
             ours = w[kind]["ours"]
             row = [name, kind, str(w["batch"]), f"{ours['samples_per_s']:,.0f}"]
             if with_torch:
-                if "torch" in w[kind]:
-                    target = results["targets"][kind][name]
-                    ratio = w[kind]["ratio"]
-                    low, high = w[kind]["ratio_range"]
-                    fast_ratio = w[kind]["ratio_at_full_speed"]
-                    fast = ("-" if fast_ratio is None else f"{fast_ratio:.2f}") + \
-                        f" ({w[kind]['repeats_at_full_speed']}/{len(w[kind]['ours']['runs'])})"
-                    row += [f"{w[kind]['torch']['samples_per_s']:,.0f}", f"{ratio:.2f}",
-                            f"{low:.2f}–{high:.2f}", fast, f"≥ {target:.1f}", "yes" if ratio >= target else "NO"]
-                else:
-                    row += ["-", "-", "-", "-", "-", "-"]
+                target = results["targets"][kind][name]
+                ratio = w[kind]["ratio"]
+                low, high = w[kind]["ratio_range"]
+                fast_ratio = w[kind]["ratio_at_full_speed"]
+                fast = ("-" if fast_ratio is None else f"{fast_ratio:.2f}") + \
+                    f" ({w[kind]['repeats_at_full_speed']}/{len(w[kind]['ours']['runs'])})"
+                row += [f"{w[kind]['torch']['samples_per_s']:,.0f}", f"{ratio:.2f}",
+                        f"{low:.2f}–{high:.2f}", fast, f"≥ {target:.1f}", "yes" if ratio >= target else "NO"]
             row += [f"{ours['gflops']:.1f}", f"{100 * ours['share_of_matmul_rate']:.1f}%"]
             if with_torch:
-                row += [f"{100 * w[kind]['torch']['share_of_matmul_rate']:.1f}%" if "torch" in w[kind] else "-"]
+                row += [f"{100 * w[kind]['torch']['share_of_matmul_rate']:.1f}%"]
             rows.append(row)
-    caption = "Throughput: medians of the timed repeats"
+    caption = "Throughput: medians of the timed windows"
     if with_torch:
-        caption += (" (interleaved); ours/torch is the median of the per-repeat ratios (range: min–max; "
-                    "at full speed: over the repeats whose matmul probe was within 15% of the best)")
+        caption += ("; ours/torch is the median of the per-repeat paired ratios (range: min–max; "
+                    "at full speed: over the repeats whose matmul probe was within 15% of the best); "
+                    "% of GEMM: the model's matrix-product FLOP rate over its own process' matmul rate")
     out += [caption, _table(header, rows)]
     shares = [share for w in results["workloads"].values() for kind in ("train", "inference")
               for library in ("ours", "torch") if library in w[kind]

@@ -10,15 +10,18 @@ A workload is a list of layer specs::
 The last layer is ``("fc", 10, "softmax")`` trained with cross-entropy (torch: a
 ``Linear`` and ``F.cross_entropy``, which applies log-softmax itself). Images are
 NHWC here and NCHW in torch; torch gets this library's initial weights
-(transposed/permuted), so both compute the same function.
+(transposed/permuted), so both compute the same function. The two run in separate
+processes: the weights travel through an ``.npz`` file (``save_weights`` /
+``load_weights``).
+
+NumPy is imported inside the functions: the parent process of ``python -m benchmarks``
+imports this module for the workloads' shapes only.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-
-import numpy as np
 
 
 @dataclass(frozen=True)
@@ -110,8 +113,30 @@ def build_ours(workload: Workload, seed: int = 0):
     return model
 
 
+def save_weights(model, path: str) -> None:
+    """Every layer's parameters, as ``{index}.{name}`` arrays of one ``.npz`` file."""
+    import numpy as np
+
+    np.savez(path, **{f"{index}.{key}": value for index, layer in enumerate(model.layers)
+                      for key, value in layer.parameters.items()})
+
+
+def load_weights(path: str) -> dict[int, dict]:
+    """{layer index: {parameter name: array}} from ``save_weights``' file."""
+    import numpy as np
+
+    weights: dict[int, dict] = {}
+    with np.load(path, allow_pickle=False) as archive:
+        for name in archive.files:
+            index, key = name.split(".", 1)
+            weights.setdefault(int(index), {})[key] = archive[name]
+    return weights
+
+
 def make_batch(workload: Workload, batch: int, seed: int = 0):
     """Random inputs (float32, NHWC) and class ids, and the one-hot targets."""
+    import numpy as np
+
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((batch,) + workload.input_shape, dtype=np.float32)
     labels = rng.integers(0, 10, size=batch)
@@ -121,18 +146,21 @@ def make_batch(workload: Workload, batch: int, seed: int = 0):
 
 
 # -- PyTorch -----------------------------------------------------------------------------
-def build_torch(workload: Workload, ours):
-    """The same network in torch (NCHW), initialised with ``ours``'s weights."""
+def build_torch(workload: Workload, weights: dict[int, dict]):
+    """The same network in torch (NCHW), initialised with our weights
+    (``load_weights``: {layer index: {"W": ..., "b": ...}}, our layouts)."""
+    import numpy as np
     import torch
     from torch import nn
 
     modules, image_shape = [], None
-    for (spec, shape_in, _), layer in zip(layer_shapes(workload), ours.layers):
+    for index, (spec, shape_in, _) in enumerate(layer_shapes(workload)):
+        parameters = weights.get(index, {})
         if spec[0] == "conv":
             conv = nn.Conv2d(shape_in[2], spec[1], 3, stride=1, padding=1)
-            W = layer.parameters["W"]  # (kh, kw, C_in, C_out) → (C_out, C_in, kh, kw)
+            W = parameters["W"]  # (kh, kw, C_in, C_out) → (C_out, C_in, kh, kw)
             conv.weight.data = torch.from_numpy(np.ascontiguousarray(W.transpose(3, 2, 0, 1)))
-            conv.bias.data = torch.from_numpy(layer.parameters["b"].reshape(-1).copy())
+            conv.bias.data = torch.from_numpy(parameters["b"].reshape(-1).copy())
             modules += [conv, nn.ReLU()]
         elif spec[0] == "pool":
             modules.append(nn.MaxPool2d(2, 2))
@@ -141,7 +169,7 @@ def build_torch(workload: Workload, ours):
             image_shape = shape_in
         else:
             linear = nn.Linear(shape_in[0], spec[1])
-            W = layer.parameters["W"]  # (n_in, n_out) → (n_out, n_in)
+            W = parameters["W"]  # (n_in, n_out) → (n_out, n_in)
             if modules and isinstance(modules[-1], nn.Flatten):
                 # our flatten is (h, w, c)-ordered, torch's is (c, h, w)-ordered
                 h, w, c = image_shape
@@ -149,7 +177,7 @@ def build_torch(workload: Workload, ours):
             else:
                 W = W.T
             linear.weight.data = torch.from_numpy(np.ascontiguousarray(W))
-            linear.bias.data = torch.from_numpy(layer.parameters["b"].reshape(-1).copy())
+            linear.bias.data = torch.from_numpy(parameters["b"].reshape(-1).copy())
             modules.append(linear)
             if spec[2] == "relu":
                 modules.append(nn.ReLU())
@@ -158,7 +186,8 @@ def build_torch(workload: Workload, ours):
     return model, optimizer
 
 
-def torch_batch(X: np.ndarray, labels: np.ndarray):
+def torch_batch(X, labels):
+    import numpy as np
     import torch
 
     if X.ndim == 4:

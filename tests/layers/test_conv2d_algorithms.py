@@ -1,24 +1,49 @@
-"""Conv2D's two algorithms ("shifted" and "patches") against torch, through the harness.
+"""Conv2D's algorithms ("shifted" and "patches") against torch, through the harness.
 
 With ``algorithm="auto"`` only layers with >= 8 input channels take the "shifted" path,
 which the small hypothesis cases of test_layer_conv2d.py never reach; here every
 algorithm is forced on shapes where it applies (and where "shifted" must fall back).
+"shifted" accumulates its per-offset products with the BLAS GEMM (β = 1, SciPy) when it
+can and with NumPy otherwise: both ways are forced here (``GEMM_PATHS``).
 """
+
+import contextlib
 
 import numpy as np
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 
 from harness import (
+    SETTINGS,
     TORCH_ACTIVATIONS,
+    arrays,
     check_layer,
     conv_weight_to_torch,
+    float_dtypes,
     make_values,
     nchw_to_nhwc,
     nhwc_to_nchw,
 )
-from neural_networks.layers import Conv2D
+from neural_networks.layers import Conv2D, kernels
 from neural_networks.models import NeuralNetwork
+
+#: how matmul_accumulate adds a product: BLAS with beta = 1 (needs SciPy), or NumPy
+GEMM_PATHS = [
+    pytest.param(True, id="blas-accumulate",
+                 marks=pytest.mark.skipif(not kernels.blas_available(), reason="needs scipy")),
+    pytest.param(False, id="numpy-accumulate"),
+]
+
+
+@contextlib.contextmanager
+def gemm_path(with_blas: bool):
+    saved, kernels.ACCUMULATE_WITH_BLAS = kernels.ACCUMULATE_WITH_BLAS, with_blas
+    try:
+        yield
+    finally:
+        kernels.ACCUMULATE_WITH_BLAS = saved
 
 CASES = [  # kernel, pad, stride, C_in, C_out
     ((3, 3), "same", 1, 9, 5),     # the benchmark's case
@@ -47,7 +72,8 @@ def twin(stride, pad, activation):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("kernel, pad, stride, c_in, c_out", CASES)
 @pytest.mark.parametrize("activation", ["relu", "tanh"])
-def test_every_algorithm_matches_torch(algorithm, dtype, kernel, pad, stride, c_in, c_out, activation):
+@pytest.mark.parametrize("with_blas", GEMM_PATHS)
+def test_every_algorithm_matches_torch(algorithm, dtype, kernel, pad, stride, c_in, c_out, activation, with_blas):
     kind = "dyadic" if dtype == np.float32 else "normal"  # float32: exact pre-activations
     X = make_values(1, (2, 7, 6, c_in), kind, dtype)
     W = make_values(2, kernel + (c_in, c_out), kind, dtype)
@@ -57,11 +83,45 @@ def test_every_algorithm_matches_torch(algorithm, dtype, kernel, pad, stride, c_
     ph, pw = layer.pad
     out_shape = (2, (7 + 2 * ph - kernel[0]) // stride + 1, (6 + 2 * pw - kernel[1]) // stride + 1, c_out)
     dY = make_values(4, out_shape, "dyadic", dtype)
-    check_layer(layer, twin(stride, (ph, pw), activation), X, dY, params={"W": W, "b": b})
+    with gemm_path(with_blas):
+        check_layer(layer, twin(stride, (ph, pw), activation), X, dY, params={"W": W, "b": b})
 
     applies = stride == 1 and 2 * ph == kernel[0] - 1 and 2 * pw == kernel[1] - 1
     wants_shifted = algorithm == "shifted" or (algorithm == "auto" and c_in >= 8)
     assert layer.cache["algorithm"] == ("shifted" if applies and wants_shifted else "patches")
+
+
+@st.composite
+def same_size_cases(draw):
+    """Shapes where "shifted" applies (odd kernels, "same" padding, stride 1), values with
+    exact zeros and ties among the kinds."""
+    dtype = draw(float_dtypes)
+    kernel = (draw(st.sampled_from([1, 3, 5])), draw(st.sampled_from([1, 3, 5])))
+    n, h, w = draw(st.integers(1, 3)), draw(st.integers(1, 7)), draw(st.integers(1, 7))
+    c_in, c_out = draw(st.integers(1, 10)), draw(st.integers(1, 6))
+    kinds = ("normal", "dyadic", "small_ints", "relu_ints")
+    return dict(
+        kernel=kernel, activation=draw(st.sampled_from(["relu", "tanh", "linear"])),
+        X=draw(arrays((n, h, w, c_in), dtype, kinds=kinds)),
+        W=draw(arrays(kernel + (c_in, c_out), dtype, kinds=kinds)),
+        b=draw(arrays((1, c_out), dtype, kinds=("dyadic", "small_ints"))),
+        dY=draw(arrays((n, h, w, c_out), dtype, kinds=("normal", "dyadic", "small_ints"))),
+    )
+
+
+@pytest.mark.parametrize("algorithm", ["shifted", "patches"])
+@pytest.mark.parametrize("with_blas", GEMM_PATHS)
+@SETTINGS
+@given(case=same_size_cases())
+def test_each_algorithm_matches_torch_on_drawn_shapes(algorithm, with_blas, case):
+    kernel = case["kernel"]
+    pad = ((kernel[0] - 1) // 2, (kernel[1] - 1) // 2)
+    layer = Conv2D(case["W"].shape[3], kernel, activation=case["activation"], pad="same")
+    layer.algorithm = algorithm
+    with gemm_path(with_blas):
+        check_layer(layer, twin(1, pad, case["activation"]), case["X"], case["dY"],
+                    params={"W": case["W"], "b": case["b"]})
+    assert layer.cache["algorithm"] == algorithm
 
 
 @pytest.mark.parametrize("algorithm", ["shifted", "patches"])

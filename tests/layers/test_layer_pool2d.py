@@ -197,3 +197,21 @@ def test_max_pool_propagates_nan_and_routes_its_gradient_like_torch():
     (y * torch.tensor(dY)).sum().backward()
     np.testing.assert_array_equal(Y, y.detach().numpy())  # NaN where torch has NaN
     np.testing.assert_array_equal(dX, x.grad.numpy())
+
+
+@pytest.mark.parametrize("shape, kernel", [((2, 5, 7, 3), 2), ((1, 7, 8, 2), 3), ((1, 4, 6, 1), (2, 3))])
+def test_max_pool_tiling_windows_leave_zero_gradient_on_uncovered_cells(shape, kernel):
+    """stride = kernel: every covered cell is written once, the rows and columns past the
+    last window get exactly zero (not whatever memory the gradient array reused)."""
+    X = make_values(8, shape, "small_ints", np.float64)  # ties and zeros
+    layer = Pool2D(kernel, mode="max", stride=kernel)
+    Y = layer.forward(X)
+    dY = make_values(9, Y.shape, "dyadic", np.float64)
+    for _ in range(3):  # freed blocks full of nan, which the next allocation may reuse
+        junk = np.full(shape, np.nan)
+        del junk
+        dX = layer.backward(dY)
+        kh, kw = as_pair(kernel)
+        assert np.all(dX[:, kh * Y.shape[1]:] == 0) and np.all(dX[:, :, kw * Y.shape[2]:] == 0)
+    twin = pool_twin("max", as_pair(kernel), as_pair(kernel), (0, 0))
+    check_layer(Pool2D(kernel, mode="max", stride=kernel), twin, X, dY)

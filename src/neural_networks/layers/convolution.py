@@ -20,6 +20,7 @@ from numpy.lib.stride_tricks import as_strided, sliding_window_view
 from ..activations import activation_config
 from ..errors import ShapeError
 from .base import KernelLayer, as_pair, output_hw, resolve_pad, window
+from .kernels import has_accumulating_gemm, matmul_accumulate
 
 #: with ``algorithm="auto"``, layers with at least this many input channels use
 #: "shifted" when it applies (measured on the benchmark, see benchmarks/README.md)
@@ -31,9 +32,22 @@ FEW_CHANNELS = 8
 def pad_image(X: np.ndarray, pad) -> np.ndarray:
     """A C-contiguous copy of an NHWC array with ``pad = (ph, pw)`` zeros around each image."""
     (ph, pw), (n_samples, height, width, channels) = pad, X.shape
-    X_pad = np.zeros((n_samples, height + 2 * ph, width + 2 * pw, channels), dtype=X.dtype)
+    X_pad = padded_empty((n_samples, height, width, channels), pad, X.dtype)
     X_pad[:, ph : ph + height, pw : pw + width, :] = X
     return X_pad
+
+
+def padded_empty(shape, pad, dtype) -> np.ndarray:
+    """An NHWC array ``pad = (ph, pw)`` larger than ``shape`` on each side, whose border is
+    zero and whose interior is left for the caller to fill: zeroing only the border
+    saves a write pass over the whole array."""
+    (ph, pw), (n_samples, height, width, channels) = pad, shape
+    padded = np.empty((n_samples, height + 2 * ph, width + 2 * pw, channels), dtype=dtype)
+    padded[:, :ph] = 0
+    padded[:, ph + height :] = 0
+    padded[:, ph : ph + height, :pw] = 0
+    padded[:, ph : ph + height, pw + width :] = 0
+    return padded
 
 
 def extract_patches(X_pad: np.ndarray, kernel_shape, stride, out_shape) -> np.ndarray:
@@ -91,32 +105,45 @@ def sum_rows(A: np.ndarray) -> np.ndarray:
     return np.ones(A.shape[0], dtype=A.dtype) @ A
 
 
-def shifted_correlation(A_pad: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+def shifted_correlation(A_pad: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
     """Stride-1 cross-correlation of a padded NHWC array, one GEMM per kernel offset.
 
     With ``A_pad`` (N, Hp, Wp, C) C-contiguous and ``kernel`` (kh, kw, C, C_out), returns
     ``out`` (N, Hp, Wp, C_out) whose block ``out[:, :Hp−kh+1, :Wp−kw+1]`` is
 
-        out[n, y, x] = Σ_{i, j} A_pad[n, y + i, x + j] @ kernel[i, j]
+        out[n, y, x] = bias + Σ_{i, j} A_pad[n, y + i, x + j] @ kernel[i, j]
 
-    (the rest is finite scratch). Seen as a matrix of rows r = (n·Hp + y)·Wp + x, offset
-    (i, j) reads row r + i·Wp + j: every term is one GEMM on a contiguous block of rows,
-    added into ``out``. No window matrix is built.
+    (``bias`` (1, C_out) or None for 0; the rest is finite scratch). Seen as a matrix of
+    rows r = (n·Hp + y)·Wp + x, offset (i, j) reads row r + i·Wp + j: every term is one
+    GEMM on a contiguous block of rows, added into ``out`` by ``matmul_accumulate``
+    (NumPy: through one reused temporary; SciPy's BLAS with β = 1 when switched on: no
+    temporary, no second pass). No window matrix is built.
     """
     n_samples, height, width, channels = A_pad.shape
     kh, kw, _, n_out = kernel.shape
+    kernel = np.ascontiguousarray(kernel)  # every kernel[i, j] a contiguous GEMM operand
     rows = A_pad.reshape(-1, channels)
     n_rows = rows.shape[0] - (kh - 1) * width - (kw - 1)  # the last valid output row + 1
     out = np.empty((n_samples, height, width, n_out), dtype=A_pad.dtype)
-    out.reshape(-1, n_out)[n_rows:] = 0  # the few rows no offset reaches
-    total, term = out.reshape(-1, n_out)[:n_rows], None
+    grid = out.reshape(-1, n_out)
+    total = grid[:n_rows]
+    if has_accumulating_gemm(out.dtype):
+        # Start from the bias (or 0) and add all kh·kw products onto it with the GEMM's
+        # β = 1: every product goes through one BLAS (one thread pool), and the fill costs
+        # about the one write a first, non-accumulating product would make.
+        grid[...] = 0 if bias is None else bias
+        matmul_accumulate(rows[:n_rows], kernel[0, 0], out=total)
+    else:  # NumPy: the first product written straight into the output, the bias added last
+        grid[n_rows:] = 0  # the few rows no offset reaches
+        np.matmul(rows[:n_rows], kernel[0, 0], out=total)
+    reuse = kh * kw > 1 and not has_accumulating_gemm(out.dtype)
+    scratch = np.empty_like(total) if reuse else None  # one temporary for every product
     for i, j in np.ndindex(kh, kw):
-        shift = i * width + j
-        if shift == 0:
-            np.matmul(rows[:n_rows], kernel[i, j], out=total)
-        else:
-            term = np.matmul(rows[shift : shift + n_rows], kernel[i, j], out=term)
-            total += term
+        if i or j:
+            shift = i * width + j
+            matmul_accumulate(rows[shift : shift + n_rows], kernel[i, j], out=total, scratch=scratch)
+    if bias is not None and not has_accumulating_gemm(out.dtype):
+        out += bias  # over the whole contiguous grid (finite scratch included): faster than the view
     return out
 
 
@@ -223,8 +250,7 @@ class Conv2D(KernelLayer):
 
         if self._uses_shifted(X.shape[3]):
             algorithm = "shifted"
-            Z_grid = shifted_correlation(X_pad, W)
-            Z_grid += b  # in place (our own array), over the whole contiguous grid: faster
+            Z_grid = shifted_correlation(X_pad, W, bias=b)
             Z = Z_grid[:, :out_height, :out_width]  # a view: no copy
         else:
             algorithm = "patches"
@@ -244,7 +270,7 @@ class Conv2D(KernelLayer):
             return self._backward_patches(self.activation.backward(Z, dLdY), input_gradient)
         # "shifted": dZ = f'(Z)·dL/dY goes straight into the zero-padded grid it is used in
         (ph, pw), (height, width) = self.pad, X_shape[1:3]
-        dZ_pad = np.zeros(self.cache["X_pad"].shape[:3] + (self.n_out,), dtype=np.result_type(Z, dLdY))
+        dZ_pad = padded_empty(Z.shape, self.pad, np.result_type(Z, dLdY))
         self.activation.backward_into(Z, dLdY, out=dZ_pad[:, ph : ph + height, pw : pw + width, :])
         return self._backward_shifted(dZ_pad, input_gradient)
 

@@ -89,10 +89,15 @@ class Pool2D(Layer):
         dLdY = self._check_upstream(dLdY, Y_shape)
         (ph, pw), (kh, kw), (sh, sw) = self.pad, self.kernel_shape, self.stride
         n_samples, height, width, channels = X_shape
-        dX_pad = np.zeros((n_samples, height + 2 * ph, width + 2 * pw, channels), dtype=dLdY.dtype)
         argmax = self.cache["argmax"]
         share = dLdY / (kh * kw)
         windows_overlap = sh < kh or sw < kw
+        windows_tile = self.mode == "max" and (sh, sw) == (kh, kw)  # each cell in exactly one window
+        dX_pad = (np.empty if windows_tile else np.zeros)(
+            (n_samples, height + 2 * ph, width + 2 * pw, channels), dtype=dLdY.dtype)
+        if windows_tile:  # only the cells past the last window need zeros: every other is written
+            dX_pad[:, kh * Y_shape[1] :] = 0
+            dX_pad[:, : kh * Y_shape[1], kw * Y_shape[2] :] = 0
         for k, (i, j) in enumerate(np.ndindex(kh, kw)):
             window = self._window(dX_pad, i, j, Y_shape[1:3])
             if self.mode == "average":
