@@ -10,7 +10,7 @@ import argparse
 import os
 import sys
 
-ALL_WORKLOADS = ("mlp", "cnn", "cifar")
+ALL_WORKLOADS = ("mlp", "cnn", "cifar", "cifar_bn", "lstm")
 DEFAULT_OUTPUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "latest.json")
 
 

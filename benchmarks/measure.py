@@ -29,6 +29,7 @@ def ours_inference(model, X: np.ndarray) -> np.ndarray:
 def torch_train_step(model, optimizer, X, labels) -> None:
     import torch.nn.functional as F
 
+    model.train()  # batch statistics, as our fit
     optimizer.zero_grad()
     loss = F.cross_entropy(model(X), labels)
     loss.backward()
@@ -38,6 +39,7 @@ def torch_train_step(model, optimizer, X, labels) -> None:
 def torch_inference(model, X):
     import torch
 
+    model.eval()  # running statistics, as our predict
     with torch.no_grad():
         return model(X)
 

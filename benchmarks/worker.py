@@ -107,8 +107,9 @@ class Worker:
         else:
             import torch
 
-            with torch.no_grad():
-                P = torch.softmax(self.model(self.Xt), dim=1).numpy()
+            from .measure import torch_inference
+
+            P = torch.softmax(torch_inference(self.model, self.Xt), dim=1).numpy()
         return {"probabilities": P.astype(float).tolist()}
 
     def calibrate(self, kind: str, warmup: int, window: float, min_calls: int) -> dict:

@@ -6,6 +6,8 @@ A workload is a list of layer specs::
     ("pool",)              max pooling, kernel 2, stride 2
     ("flatten",)
     ("fc", n_out, act)     fully connected with activation act ("relu" or "softmax")
+    ("bn",)                BatchNorm2D over the channels (torch: BatchNorm2d, momentum 0.1)
+    ("lstm", n)            LSTM of n units on (N, T, d) sequences, its last hidden state
 
 The last layer is ``("fc", 10, "softmax")`` trained with cross-entropy (torch: a
 ``Linear`` and ``F.cross_entropy``, which applies log-softmax itself). Images are
@@ -51,6 +53,17 @@ WORKLOADS = {
          ("fc", 256, "relu"), ("fc", 10, "softmax")),
         "32×32×3 → conv32 → conv32 → pool → conv64 → pool → fc256 → fc10",
     ),
+    "cifar_bn": Workload(
+        "cifar_bn", 64, (32, 32, 3),
+        (("conv", 32), ("bn",), ("conv", 32), ("bn",), ("pool",), ("conv", 64), ("bn",), ("pool",),
+         ("flatten",), ("fc", 256, "relu"), ("fc", 10, "softmax")),
+        "cifar with BatchNorm2D after each convolution",
+    ),
+    "lstm": Workload(
+        "lstm", 64, (40, 8),
+        (("lstm", 128), ("fc", 10, "softmax")),
+        "(T=40, d=8) → LSTM 128 → fc10",
+    ),
 }
 
 
@@ -64,6 +77,8 @@ def layer_shapes(workload: Workload) -> list[tuple[tuple, tuple[int, ...], tuple
             out = (shape[0] // 2, shape[1] // 2, shape[2])
         elif spec[0] == "flatten":
             out = (math.prod(shape),)
+        elif spec[0] == "bn":
+            out = shape
         else:
             out = (spec[1],)
         shapes.append((spec, shape, out))
@@ -82,6 +97,9 @@ def matmul_flops(workload: Workload) -> dict[str, int]:
     for index, (spec, shape_in, shape_out) in enumerate(layer_shapes(workload)):
         if spec[0] == "conv":
             flops = 2 * math.prod(shape_out) * 9 * shape_in[2]
+        elif spec[0] == "lstm":  # per step, the input and recurrent products of 4 gates
+            steps, features = shape_in
+            flops = 2 * steps * (features + spec[1]) * 4 * spec[1]
         elif spec[0] == "fc":
             flops = 2 * shape_in[0] * shape_out[0]
         else:
@@ -93,7 +111,7 @@ def matmul_flops(workload: Workload) -> dict[str, int]:
 
 # -- this library ------------------------------------------------------------------------
 def build_ours(workload: Workload, seed: int = 0):
-    from neural_networks.layers import Conv2D, Flatten, FullyConnected, Pool2D
+    from neural_networks.layers import LSTM, BatchNorm2D, Conv2D, Flatten, FullyConnected, Pool2D
     from neural_networks.models import NeuralNetwork
     from neural_networks.optimizers import SGD
 
@@ -105,6 +123,10 @@ def build_ours(workload: Workload, seed: int = 0):
             layers.append(Pool2D(2, mode="max", stride=2))
         elif spec[0] == "flatten":
             layers.append(Flatten())
+        elif spec[0] == "bn":
+            layers.append(BatchNorm2D())
+        elif spec[0] == "lstm":
+            layers.append(LSTM(spec[1]))
         else:
             layers.append(FullyConnected(spec[1], activation=spec[2]))
     model = NeuralNetwork(layers, loss="cross_entropy", optimizer=SGD(lr=0.01), seed=seed,
@@ -153,6 +175,16 @@ def build_torch(workload: Workload, weights: dict[int, dict]):
     import torch
     from torch import nn
 
+    class LastHidden(nn.Module):
+        """torch's LSTM returning its last hidden state (N, H), as ours does."""
+
+        def __init__(self, lstm):
+            super().__init__()
+            self.lstm = lstm
+
+        def forward(self, x):
+            return self.lstm(x)[1][0][0]
+
     modules, image_shape = [], None
     for index, (spec, shape_in, _) in enumerate(layer_shapes(workload)):
         parameters = weights.get(index, {})
@@ -167,6 +199,19 @@ def build_torch(workload: Workload, weights: dict[int, dict]):
         elif spec[0] == "flatten":
             modules.append(nn.Flatten())
             image_shape = shape_in
+        elif spec[0] == "bn":
+            norm = nn.BatchNorm2d(shape_in[2], eps=1e-5, momentum=0.1)  # our momentum 0.9
+            norm.weight.data = torch.from_numpy(parameters["gamma"].reshape(-1).copy())
+            norm.bias.data = torch.from_numpy(parameters["beta"].reshape(-1).copy())
+            modules.append(norm)
+        elif spec[0] == "lstm":
+            lstm = nn.LSTM(shape_in[1], spec[1], batch_first=True)
+            for ours, theirs in (("W_ih", "weight_ih_l0"), ("W_hh", "weight_hh_l0"),
+                                 ("b_ih", "bias_ih_l0"), ("b_hh", "bias_hh_l0")):
+                value = parameters[ours]  # ours (in, 4n) and (1, 4n); torch (4n, in) and (4n,)
+                getattr(lstm, theirs).data = torch.from_numpy(
+                    np.ascontiguousarray(value.T if ours.startswith("W") else value.reshape(-1)))
+            modules.append(LastHidden(lstm))
         else:
             linear = nn.Linear(shape_in[0], spec[1])
             W = parameters["W"]  # (n_in, n_out) → (n_out, n_in)
