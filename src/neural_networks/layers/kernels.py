@@ -15,15 +15,21 @@ addition.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
-try:  # optional: the accumulating GEMM (see benchmarks/README.md for what it buys)
-    from scipy.linalg import blas as _blas
-except ImportError:  # pragma: no cover - exercised when SciPy is absent
-    _blas = None
 
-#: the BLAS GEMM of each dtype SciPy wraps (float32 and float64 only)
-_GEMM = {} if _blas is None else {np.dtype(np.float32): _blas.sgemm, np.dtype(np.float64): _blas.dgemm}
+@functools.cache
+def _gemms() -> dict:
+    """The BLAS GEMM of each dtype SciPy wraps (float32 and float64), or {} without SciPy.
+    Imported on first use only: SciPy costs a third of a second to import, and the path
+    is off by default."""
+    try:  # optional: the accumulating GEMM (see benchmarks/README.md for what it buys)
+        from scipy.linalg import blas
+    except ImportError:  # pragma: no cover - exercised when SciPy is absent
+        return {}
+    return {np.dtype(np.float32): blas.sgemm, np.dtype(np.float64): blas.dgemm}
 
 
 #: whether ``matmul_accumulate`` calls SciPy's BLAS GEMM with β = 1. Off by default: SciPy
@@ -36,12 +42,12 @@ ACCUMULATE_WITH_BLAS = False
 
 def has_accumulating_gemm(dtype) -> bool:
     """True when ``matmul_accumulate`` runs as one BLAS call (β = 1) for this dtype."""
-    return ACCUMULATE_WITH_BLAS and np.dtype(dtype) in _GEMM
+    return ACCUMULATE_WITH_BLAS and np.dtype(dtype) in _gemms()
 
 
 def blas_available() -> bool:
     """True when SciPy's BLAS wrappers can be imported (``ACCUMULATE_WITH_BLAS`` can work)."""
-    return _blas is not None
+    return bool(_gemms())
 
 
 def matmul_accumulate(A: np.ndarray, B: np.ndarray, out: np.ndarray, scratch: np.ndarray | None = None) -> np.ndarray:
@@ -59,7 +65,7 @@ def matmul_accumulate(A: np.ndarray, B: np.ndarray, out: np.ndarray, scratch: np
     is as fast with NumPy's own BLAS, and routing those through SciPy's too measured
     slower in the whole training step (benchmarks/README.md).
     """
-    gemm = _GEMM.get(out.dtype) if ACCUMULATE_WITH_BLAS else None
+    gemm = _gemms().get(out.dtype) if ACCUMULATE_WITH_BLAS else None
     operands = None
     if (gemm is not None and A.dtype == out.dtype and B.dtype == out.dtype and out.flags.c_contiguous
             and out.size and A.shape[1]):
