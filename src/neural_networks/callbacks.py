@@ -5,6 +5,10 @@ A callback gets ``on_train_begin(model)``, ``on_epoch_begin(epoch)``,
 val_loss, val_accuracy, lr, time) and ``on_train_end()``. Setting
 ``model.stop_training = True`` ends training after the current epoch.
 ``get_state()``/``set_state()`` let a checkpoint resume a callback exactly.
+
+In data-parallel training every process runs every callback (the logs are the same on
+all of them, so ``EarlyStopping`` stops them together), except the callbacks whose
+``writes_files`` is True: only the root process runs those.
 """
 
 from __future__ import annotations
@@ -21,6 +25,9 @@ from .utils.files import write_json_atomic
 
 class Callback:
     """Base class: every hook does nothing."""
+
+    #: True for callbacks that write files: in data-parallel training only rank 0 runs them
+    writes_files = False
 
     def __init__(self) -> None:
         self.model = None
@@ -139,6 +146,8 @@ class ModelCheckpoint(_Monitor):
     """Save the model to ``path`` whenever ``monitor`` improves (or every epoch when
     ``save_best_only`` is False). Saving is atomic."""
 
+    writes_files = True
+
     def __init__(self, path, monitor: str = "val_loss", mode: str = "auto",
                  save_best_only: bool = True, min_delta: float = 0.0) -> None:
         super().__init__(monitor, mode, min_delta)
@@ -173,6 +182,8 @@ class LearningRateScheduler(Callback):
 class CSVLogger(Callback):
     """Append one row of metrics per epoch to a CSV file (header written once)."""
 
+    writes_files = True
+
     def __init__(self, path, append: bool = False) -> None:
         super().__init__()
         self.path = Path(path)
@@ -201,6 +212,8 @@ class CSVLogger(Callback):
 
 class JSONLogger(Callback):
     """Keep the whole history in a JSON file, rewritten atomically after every epoch."""
+
+    writes_files = True
 
     def __init__(self, path) -> None:
         super().__init__()

@@ -57,6 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--verbose", type=int, choices=(0, 1, 2))
     train.add_argument("--resume", type=Path, metavar="RUN_DIR",
                        help="continue an interrupted run from RUN_DIR/last.npz")
+    train.add_argument("--distributed", choices=("mpi",),
+                       help="mpi: data-parallel over the processes of 'mpiexec -n K' (rank 0 writes the run)")
 
     evaluate = commands.add_parser("evaluate", help="evaluate a saved model on a dataset's test split")
     evaluate.add_argument("model", type=Path, help="a run folder or a model .npz file")
@@ -156,6 +158,9 @@ def command_train(args: argparse.Namespace) -> int:
     from .callbacks import JSONLogger, ModelCheckpoint
     from .utils.files import write_json_atomic
     from .datasets import load_dataset
+    from .distributed import get_strategy
+
+    distributed = get_strategy(args.distributed)  # one process unless --distributed
 
     if args.resume is not None:
         run_dir, resume_from = args.resume, args.resume / "last.npz"
@@ -164,11 +169,14 @@ def command_train(args: argparse.Namespace) -> int:
         settings = _train_settings(args)
     splits = load_dataset(settings["dataset"], seed=settings["seed"], data_dir=settings["data_dir"])
     model = _build_model(settings, splits)
-    if args.resume is None:
-        run_dir, resume_from = _new_run_dir(settings["runs_dir"]), None
-    print(f"Training {settings['model']} on {splits.name} ({len(splits.X_train)} train, "
-          f"{len(splits.X_val)} validation, {len(splits.X_test)} test) → {run_dir}")
-    if settings["verbose"] and resume_from is None:
+    if args.resume is None:  # rank 0 creates the run folder and tells the other ranks its name
+        with distributed.together():
+            created = str(_new_run_dir(settings["runs_dir"])) if distributed.is_root else None
+        run_dir, resume_from = Path(distributed.broadcast(created)), None
+    if distributed.is_root:
+        print(f"Training {settings['model']} on {splits.name} ({len(splits.X_train)} train, "
+              f"{len(splits.X_val)} validation, {len(splits.X_test)} test) → {run_dir}")
+    if settings["verbose"] and resume_from is None and distributed.is_root:
         model.summary()
     started = time.perf_counter()
     try:
@@ -177,11 +185,14 @@ def command_train(args: argparse.Namespace) -> int:
             batch_size=settings["batch_size"], validation_data=(splits.X_val, splits.y_val),
             verbose=settings["verbose"], checkpoint=run_dir / "last.npz", resume=resume_from,
             callbacks=[ModelCheckpoint(run_dir / "best.npz"), JSONLogger(run_dir / "history.json")],
+            distributed=distributed,
         )
     except KeyboardInterrupt:
         print(f"\nInterrupted. {run_dir / 'last.npz'} holds the last completed epoch; continue "
               f"with:\n  neural-networks train --resume {run_dir}", file=sys.stderr)
         return 130
+    if not distributed.is_root:  # rank 0 writes the run folder
+        return 0
     train_time = time.perf_counter() - started
     model.save(run_dir / "model.npz")
     test = model.evaluate(splits.X_test, splits.y_test)
@@ -292,14 +303,14 @@ COMMANDS = {"train": command_train, "evaluate": command_evaluate, "predict": com
 def main(argv=None) -> int:
     """Entry point of the ``neural-networks`` console script."""
     from .datasets import DatasetError, MissingDependencyError
-    from .errors import FormatError
+    from .errors import DistributedError, FormatError
 
     parser = _parser()
     args = parser.parse_args(argv)
     try:
         return COMMANDS[args.command](args)
     except (CommandError, ValueError, TypeError, FileNotFoundError, FormatError,
-            DatasetError, MissingDependencyError) as error:
+            DatasetError, MissingDependencyError, DistributedError) as error:
         print(f"neural-networks {args.command}: error: {error}", file=sys.stderr)
         return 2
 

@@ -42,6 +42,11 @@ class TrainingDivergedError(NeuralNetworksError, FloatingPointError):
     """The loss or a gradient became nan or inf during training."""
 
 
+class DistributedError(NeuralNetworksError, RuntimeError):
+    """Distributed training cannot start (no mpi4py, not launched by ``mpiexec``) or its
+    processes disagree (different parameters on two ranks)."""
+
+
 def unknown_name(argument: str, got, accepted) -> UnknownNameError:
     """Build the error for an unknown name, listing what is accepted."""
     return UnknownNameError(f"unknown {argument} {got!r}; expected one of {sorted(accepted)}")
