@@ -120,6 +120,9 @@ class Strategy:
 class Local(Strategy):
     """One process: every hook is the identity."""
 
+    def shard(self, rows):
+        return rows
+
     def step(self, model, compute: Callable, X_batch, Y_batch) -> tuple[float, float | None, int]:
         """``compute(X_batch, Y_batch)`` → (loss, accuracy); returns (loss, accuracy, rows)."""
         loss, batch_accuracy = compute(X_batch, Y_batch)

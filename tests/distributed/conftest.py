@@ -18,18 +18,10 @@ from pathlib import Path
 
 import pytest
 
-MPI_COMMAND = "timeout 600 mpiexec -n 2 python -m pytest -m mpi tests/distributed -q -p no:cacheprovider"
+from mpi_environment import MPI_COMMAND, mpi_world_size
+
 #: seconds after which a hanging MPI test dumps every thread's stack and aborts the job
 WATCHDOG_SECONDS = int(os.environ.get("NEURAL_NETWORKS_MPI_TEST_TIMEOUT", "120"))
-
-
-def mpi_world_size() -> int:
-    """The number of processes the launcher started (1 outside mpiexec), read from the
-    environment so that a plain pytest never initialises MPI."""
-    for variable in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE"):
-        if os.environ.get(variable, "").isdigit():
-            return int(os.environ[variable])
-    return 1
 
 
 def pytest_collection_modifyitems(config, items):

@@ -360,3 +360,52 @@ def test_a_corrupt_checkpoint_read_on_rank_0_stops_both(comm, shared_dir):
     X, y = tabular()
     with pytest.raises(FormatError, match="not a neural_networks model file"):
         mlp("adam").fit(X, y, epochs=2, batch_size=16, verbose=0, resume=shared_dir, distributed="mpi")
+
+
+class FailingStepOnRank1(Callback):
+    """Breaks rank 1's optimizer step at its third call (e.g. a state that differs)."""
+
+    def on_train_begin(self, model):
+        super().on_train_begin(model)
+        optimizer, calls = model.optimizer, []
+        original = optimizer.step
+
+        def step(parameters, gradients):
+            calls.append(1)
+            if model.distributed_rank == 1 and len(calls) == 3:
+                raise InjectedError("optimizer state broken on rank 1")
+            return original(parameters, gradients)
+
+        optimizer.step = step
+
+
+def test_an_optimizer_step_failing_on_one_rank_stops_both_at_the_next_step(comm):
+    X, y = tabular()
+    model = mlp("adam")
+    model.distributed_rank = comm.Get_rank()
+    with pytest.raises(InjectedError) as raised:
+        model.fit(X, y, epochs=2, batch_size=16, verbose=0, callbacks=[FailingStepOnRank1()], distributed="mpi")
+    steps = comm.allgather(model.optimizer.iterations)
+    assert str(raised.value) == "optimizer state broken on rank 1"
+    assert steps == [3, 2]  # rank 0 applied update 3; nobody applied a fourth
+
+
+class BrokenPipeOnRank0:
+    def __init__(self, rank):
+        self.rank = rank
+
+    def write(self, text):
+        if self.rank == 0:
+            raise BrokenPipeError(32, "Broken pipe")
+        return len(text)
+
+    def flush(self):
+        pass
+
+
+def test_rank_0s_progress_output_failing_stops_both(comm, monkeypatch):
+    X, y = tabular()
+    monkeypatch.setattr("sys.stdout", BrokenPipeOnRank0(comm.Get_rank()))
+    with pytest.raises(BrokenPipeError) as raised:
+        mlp("adam").fit(X, y, epochs=3, batch_size=16, verbose=2, distributed="mpi")
+    assert raised.value.errno == 32
