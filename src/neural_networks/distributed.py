@@ -59,6 +59,7 @@ import json
 import os
 import sys
 import time
+from abc import ABC, abstractmethod
 from contextlib import contextmanager, nullcontext
 from typing import Callable
 
@@ -93,8 +94,9 @@ def share_bounds(n_rows: int, rank: int, size: int) -> tuple[int, int]:
     return start, start + base + (rank < extra)
 
 
-class Strategy:
-    """The hooks the Trainer calls; see the module docstring."""
+class Strategy(ABC):
+    """The hooks the Trainer calls (see the module docstring); ``rank`` and ``size`` say
+    which of how many processes this is."""
 
     rank = 0
     size = 1
@@ -116,6 +118,41 @@ class Strategy:
         start, stop = self.bounds(len(rows))
         return rows[start:stop]
 
+    @abstractmethod
+    def step(self, model, compute: Callable, X_batch, Y_batch) -> tuple[float, float | None, int]:
+        """``compute(X_batch, Y_batch)`` runs forward and backward on this process's rows
+        and returns (loss, accuracy); leave the global batch's gradients in the model and
+        return the global batch's (loss, accuracy, number of rows)."""
+
+    @abstractmethod
+    def begin(self, trainer) -> None:
+        """Before the first step: make every process continue from the same state."""
+
+    @abstractmethod
+    def synchronize(self, model, epoch: int) -> None:
+        """After an epoch's last step, before validation."""
+
+    @abstractmethod
+    def evaluate(self, model, X, Y, batch_size: int = 256) -> dict:
+        """``model.evaluate`` of the whole (X, Y), on every process."""
+
+    @abstractmethod
+    def together(self):
+        """A context for local work: a failure on one process is raised on all at its end."""
+
+    @abstractmethod
+    def deferred(self):
+        """A context for local work: a failure on one process is raised on all at the
+        next collective call."""
+
+    @abstractmethod
+    def any(self, flag: bool) -> bool:
+        """Whether ``flag`` is True on at least one process."""
+
+    @abstractmethod
+    def broadcast(self, tree):
+        """The root process's state tree (JSON values and arrays), on every process."""
+
 
 class Local(Strategy):
     """One process: every hook is the identity."""
@@ -124,7 +161,6 @@ class Local(Strategy):
         return rows
 
     def step(self, model, compute: Callable, X_batch, Y_batch) -> tuple[float, float | None, int]:
-        """``compute(X_batch, Y_batch)`` → (loss, accuracy); returns (loss, accuracy, rows)."""
         loss, batch_accuracy = compute(X_batch, Y_batch)
         return loss, batch_accuracy, len(X_batch)
 
