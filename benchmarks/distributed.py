@@ -87,8 +87,9 @@ def measure(workload: str, epochs: int, steps: int, distributed: bool) -> dict |
             if strategy is not None and epoch == 1:  # the first epoch is a warm-up
                 strategy.allreduce_seconds, strategy.steps = 0.0, 0
 
+    extra = {"distributed": strategy} if strategy is not None else {}
     history = model.fit(X, y, epochs=epochs, batch_size=spec["batch"], verbose=0,
-                        callbacks=[ResetCounters()], distributed=strategy)
+                        callbacks=[ResetCounters()], **extra)
     epoch_seconds = statistics.median(history["time"][1:])
     result = {"samples_per_second": n_samples / epoch_seconds, "step_seconds": epoch_seconds / steps,
               "parameters": model.count_parameters()}

@@ -35,7 +35,8 @@ one process per MPI rank (``mpiexec -n K python script.py``):
 * before the first step rank 0's state (parameters, buffers, generators, optimizer,
   history, callbacks; after a resume, what rank 0 read from the checkpoint) is broadcast;
 * layers with random masks (dropout) draw them per rank: rank r's layer generators are
-  rank 0's jumped r times, so masks are independent across ranks. Layers with batch
+  rank 0's ``bit_generator.jumped(r)`` (far-apart streams), so masks are independent
+  across ranks. Layers with batch
   statistics (batch normalisation) normalise each rank's shard by its own statistics, as
   PyTorch's DistributedDataParallel without SyncBatchNorm; their running statistics
   (``model.named_buffers()``) are broadcast from rank 0 at each epoch's end, before
