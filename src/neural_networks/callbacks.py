@@ -15,6 +15,10 @@ training after the current epoch.
 a dict of JSON-able values and NumPy arrays (nested dicts allowed), as for every other
 stateful object of the library.
 
+In data-parallel training every process runs every callback (the logs are the same on
+all of them, so ``EarlyStopping`` stops them together), except the callbacks whose
+``writes_files`` is True: only the root process runs those.
+
 >>> import numpy as np
 >>> from neural_networks import NeuralNetwork
 >>> from neural_networks.layers import FullyConnected
@@ -58,6 +62,9 @@ class Callback:
 
     #: what each ``__init__`` argument accepts (see ``utils.validation``)
     _parameter_constraints: ClassVar[dict] = {}
+
+    #: True for callbacks that write files: in data-parallel training only rank 0 runs them
+    writes_files = False
 
     def __init__(self) -> None:
         self.model = None
@@ -339,6 +346,8 @@ class ModelCheckpoint(_Monitor):
 
     _parameter_constraints = {**_MONITOR_CONSTRAINTS, "path": [PATH], "save_best_only": [BOOLEAN]}
 
+    writes_files = True
+
     def __init__(self, path, monitor: str = "val_loss", mode: str = "auto",
                  save_best_only: bool = True, min_delta: float = 0.0) -> None:
         super().__init__(monitor, mode, min_delta)
@@ -432,6 +441,8 @@ class CSVLogger(Callback):
 
     _parameter_constraints = {"path": [PATH], "append": [BOOLEAN]}
 
+    writes_files = True
+
     def __init__(self, path, append: bool = False) -> None:
         super().__init__()
         validate_params(self, append=append)
@@ -480,6 +491,8 @@ class JSONLogger(Callback):
     """
 
     _parameter_constraints = {"path": [PATH]}
+
+    writes_files = True
 
     def __init__(self, path) -> None:
         super().__init__()

@@ -322,7 +322,10 @@ def _result_line(metrics: dict) -> str:
 def command_train(args: argparse.Namespace) -> int:
     from .callbacks import JSONLogger, ModelCheckpoint
     from .datasets import load_dataset
+    from .distributed import get_strategy
     from .utils.files import write_json_atomic
+
+    distributed = get_strategy(args.distributed)  # one process unless --distributed
 
     if args.resume is not None:
         run_dir = args.resume
@@ -337,14 +340,17 @@ def command_train(args: argparse.Namespace) -> int:
     try:
         splits = load_dataset(settings["dataset"], seed=settings["seed"], data_dir=settings["data_dir"])
         model = _build_model(settings, splits)
-        if run_dir is None:
-            run_dir = _new_run_dir(settings["runs_dir"])
+        if run_dir is None:  # rank 0 creates the run folder and tells the other ranks its name
+            with distributed.together():
+                created = str(_new_run_dir(settings["runs_dir"])) if distributed.is_root else None
+            run_dir = Path(distributed.broadcast(created))
             stage = "training"  # from here on, an interruption leaves the run folder to resume
-        else:
+        elif distributed.is_root:
             _record_settings(run_dir / "last.npz", settings)
-        print(f"Training {settings['model']} on {splits.name} ({len(splits.X_train)} train, "
-              f"{len(splits.X_val)} validation, {len(splits.X_test)} test) → {run_dir}", flush=True)
-        if settings["verbose"] and completed == 0:
+        if distributed.is_root:
+            print(f"Training {settings['model']} on {splits.name} ({len(splits.X_train)} train, "
+                  f"{len(splits.X_val)} validation, {len(splits.X_test)} test) → {run_dir}", flush=True)
+        if settings["verbose"] and completed == 0 and distributed.is_root:
             model.summary()
         stage = "training"
         started = time.perf_counter()
@@ -354,8 +360,11 @@ def command_train(args: argparse.Namespace) -> int:
             verbose=settings["verbose"], checkpoint=run_dir / "last.npz",
             resume=run_dir / "last.npz" if args.resume is not None else None,
             callbacks=[ModelCheckpoint(run_dir / "best.npz"), JSONLogger(run_dir / "history.json")],
+            distributed=distributed,
         )
         train_time = time.perf_counter() - started
+        if not distributed.is_root:  # rank 0 writes the run folder
+            return 0
         stage = "results"
         model.save(run_dir / "model.npz")
         metrics = {**_test_metrics(model, history, splits), "epochs": len(history.epochs),
@@ -642,6 +651,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", type=Path, metavar="RUN_DIR",
                        help="continue an interrupted run from RUN_DIR/last.npz (only --epochs, "
                             "the new total, and --verbose may be given with it)")
+    train.add_argument("--distributed", choices=("mpi",),
+                       help="mpi: data-parallel over the processes of 'mpiexec -n K' (rank 0 writes the run)")
 
     no_preprocessing = ("feed the values as they are: the model records no preprocessing and "
                         "was trained on unprocessed data")

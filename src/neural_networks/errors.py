@@ -47,6 +47,11 @@ class TrainingStalledWarning(UserWarning):
     clipping keeps finite, or inputs far too large for the initial weights."""
 
 
+class DistributedError(NeuralNetworksError, RuntimeError):
+    """Distributed training cannot start (no mpi4py, not launched by ``mpiexec``) or its
+    processes disagree (different parameters on two ranks)."""
+
+
 def unknown_name(argument: str, got, accepted) -> UnknownNameError:
     """Build the error for an unknown name, listing what is accepted."""
     return UnknownNameError(f"unknown {argument} {got!r}; expected one of {sorted(accepted)}")

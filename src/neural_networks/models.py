@@ -16,7 +16,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from . import inputs, serialization
+from . import distributed as distribution, inputs, serialization
 from .course import CourseModelAPI, layers_from_args
 from .errors import FormatError, InvalidParameterError, NotBuiltError, ShapeError, TrainingDivergedError
 from .layers import Layer, layer_from_config
@@ -288,11 +288,14 @@ class NeuralNetwork(CourseModelAPI):
             return Y_hat
         return Y_hat, self.loss(self.check_targets(Y, X.shape[0], "Y"), Y_hat)
 
-    def evaluate(self, X: np.ndarray, Y: np.ndarray, batch_size: int = 256) -> dict:
+    def evaluate(self, X: np.ndarray, Y: np.ndarray, batch_size: int = 256, distributed=None) -> dict:
         """{"loss": mean loss, "accuracy": fraction correct (None for regression)} on (X, Y),
-        in evaluation mode."""
+        in evaluation mode. ``distributed="mpi"``: every rank evaluates its share of the
+        rows and the sums are reduced (every rank gets the figures of the whole set)."""
         X = self.check_inputs(X, "X")
         Y = self.check_targets(Y, X.shape[0], "Y")
+        if distributed is not None:
+            return distribution.get_strategy(distributed).evaluate(self, X, Y, batch_size=batch_size)
         Y_hat = self.predict(X, batch_size=batch_size)
         return {"loss": self.loss(Y, Y_hat), "accuracy": self.loss.accuracy(Y, Y_hat)}
 
@@ -320,16 +323,19 @@ class NeuralNetwork(CourseModelAPI):
     # -- training ------------------------------------------------------------------------------
     def fit(self, X, Y, epochs: int = 10, batch_size: int = 32, validation_data=None,
             validation_split: float = 0.0, shuffle: bool = True, callbacks: Sequence = (),
-            verbose: int = 1, checkpoint=None, resume=None) -> History:
+            verbose: int = 1, checkpoint=None, resume=None, distributed=None) -> History:
         """Train on (X, Y) for ``epochs`` epochs of mini-batches of ``batch_size``, in
         training mode; see ``training.Trainer`` for every argument. Returns the History.
 
         Y holds class ids (N,) or one-hot rows (N, k) for classification, targets
         (N, d) for regression. ``checkpoint`` (a .npz path or a folder) is rewritten after
         every epoch; ``resume`` continues such a run (``epochs`` is the total).
+        ``distributed="mpi"`` trains data-parallel over the ranks of ``mpiexec -n K``
+        (``batch_size`` is the global batch; see ``neural_networks.distributed``).
         """
         trainer = Trainer(self, epochs=epochs, batch_size=batch_size, shuffle=shuffle,
-                          callbacks=callbacks, verbose=verbose, checkpoint=checkpoint, resume=resume)
+                          callbacks=callbacks, verbose=verbose, checkpoint=checkpoint, resume=resume,
+                          distributed=distributed)
         self.history = trainer.fit(X, Y, validation_data=validation_data,
                                    validation_split=validation_split)
         return self.history

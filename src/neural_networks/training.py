@@ -6,6 +6,10 @@ calls callbacks and writes/reads checkpoints. It needs only the model's protocol
 ``check_inputs``/``check_targets``, ``build``, ``rng``, ``optimizer``, ``get_config``,
 ``state_dict``/``load_state_dict`` and ``stop_training``. ``NeuralNetwork.fit`` and the
 course's ``train`` both run through ``Trainer.run``: there is one epoch loop.
+
+Where processes would have to talk to each other (data-parallel training), the loop calls
+its ``distributed`` strategy (``neural_networks.distributed``); the default one, ``Local``,
+does nothing at each of those points.
 """
 
 from __future__ import annotations
@@ -21,11 +25,12 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from . import serialization
+from .distributed import Strategy, get_strategy
 from .errors import (FormatError, InvalidParameterError, ShapeError, TrainingDivergedError,
                      TrainingStalledWarning)
 from .progress import EpochProgress
 from .utils.batches import batch_indices
-from .utils.validation import BOOLEAN, Integral, Interval, Real, validate_params
+from .utils.validation import BOOLEAN, Integral, Interval, Real, StrOptions, validate_params
 
 METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "time")
 #: epochs in a row with a loss at its clipping ceiling, and not falling, after which the
@@ -119,6 +124,12 @@ class Trainer:
     resume : path or None
         Continue such a run from its last completed epoch: the result is exactly the
         weights of an uninterrupted run (same data, batch size, callbacks, seed, threads).
+    distributed : None, "mpi" or a ``neural_networks.distributed.Strategy``
+        None trains in this process. "mpi" trains data-parallel over the ranks of
+        ``mpiexec -n K``: ``batch_size`` is the global batch, each rank computes on its
+        share of it, gradients are averaged across ranks every step, and only rank 0
+        shows progress and writes files (checkpoints, and the callbacks whose
+        ``writes_files`` is True); see ``neural_networks.distributed``.
 
     >>> import numpy as np
     >>> from neural_networks import NeuralNetwork
@@ -138,12 +149,15 @@ class Trainer:
         "callbacks": [list, tuple],
         "checkpoint": [str, Path, None],
         "resume": [str, Path, None],
+        "distributed": [StrOptions({"mpi"}), Strategy, None],
     }
 
     def __init__(self, model, *, epochs: int = 10, batch_size: int = 32, shuffle: bool = True,
-                 callbacks: Sequence = (), verbose: int = 1, checkpoint=None, resume=None) -> None:
+                 callbacks: Sequence = (), verbose: int = 1, checkpoint=None, resume=None,
+                 distributed=None) -> None:
         validate_params(self, epochs=epochs, batch_size=batch_size, shuffle=shuffle,
-                        verbose=verbose, callbacks=callbacks, checkpoint=checkpoint, resume=resume)
+                        verbose=verbose, callbacks=callbacks, checkpoint=checkpoint, resume=resume,
+                        distributed=distributed)
         self.model = model
         self.epochs, self.batch_size, self.shuffle = int(epochs), int(batch_size), bool(shuffle)
         self.callbacks = list(callbacks)
@@ -154,6 +168,7 @@ class Trainer:
         self.start_epoch = 0
         self.stopped_early = False
         self._epochs_stuck, self._last_loss = 0, None
+        self.distributed = get_strategy(distributed)
 
     # -- entry points -------------------------------------------------------------------------
     def fit(self, X, Y, validation_data=None, validation_split: float = 0.0) -> History:
@@ -171,7 +186,9 @@ class Trainer:
         order_of = ((lambda: model.rng.permutation(X.shape[0])) if self.shuffle else (lambda: None))
 
         def epoch_batches(epoch: int) -> Iterable:
-            return ((X[rows], Y[rows]) for rows in batch_indices(X.shape[0], self.batch_size, order_of()))
+            # each process gathers only its own rows of every global batch
+            shards = map(self.distributed.shard, batch_indices(X.shape[0], self.batch_size, order_of()))
+            return ((X[rows], Y[rows]) for rows in shards)
 
         return self.run(epoch_batches, X.shape[0], validation_data)
 
@@ -179,77 +196,109 @@ class Trainer:
         """The epoch loop: for each epoch, one optimizer step per batch of
         ``epoch_batches(epoch)``, validation on ``validation`` (X_val, Y_val), callbacks,
         progress and the checkpoint. The model trains in training mode and returns to the
-        mode it was in, also when training raises."""
-        model = self.model
+        mode it was in, also when training raises. Under a distributed strategy,
+        ``epoch_batches`` yields this process's share of each global batch
+        (``strategy.shard``) and ``n_samples`` counts the global samples."""
+        model, distributed = self.model, self.distributed
         model.check_loss()
-        for callback in self.callbacks:
-            callback.on_train_begin(model)
-        if self.resume is not None:
-            self._restore(self.resume)
-        if self.checkpoint is not None and self.start_epoch == 0:
-            self._save(0)  # so an interrupted first epoch can be resumed too
+        with distributed.together():  # a failure here on one process stops them all
+            for callback in self._callbacks():
+                callback.on_train_begin(model)
+            if self.resume is not None and distributed.is_root:
+                self._restore(self.resume)
+            if self.checkpoint is not None and self.start_epoch == 0 and distributed.is_root:
+                self._save(0)  # so an interrupted first epoch can be resumed too
+        distributed.begin(self)  # every process continues from the same state
         model.stop_training = False
         first_epoch = self.epochs if self.stopped_early else self.start_epoch
         with model.mode(True):
             for epoch in range(first_epoch, self.epochs):
-                self._run_epoch(epoch, epoch_batches(epoch), n_samples, validation)
-                if self.checkpoint is not None:
-                    self._save(epoch + 1)
+                logs = self._run_epoch(epoch, epoch_batches(epoch), n_samples, validation)
+                with distributed.deferred():
+                    for callback in self._callbacks():
+                        callback.on_epoch_end(epoch, logs)
+                    if self.checkpoint is not None and distributed.is_root:
+                        self._save(epoch + 1)
+                # one process's stop (or failure) is every process's
+                model.stop_training = distributed.any(model.stop_training)
                 if model.stop_training:
                     break
-        for callback in self.callbacks:
-            callback.on_train_end()
+        with distributed.together():
+            for callback in self._callbacks():
+                callback.on_train_end()
         return self.history
+
+    def _callbacks(self) -> list:
+        """The callbacks this process runs: all of them, except that only the root process
+        runs those that write files."""
+        if self.distributed.is_root:
+            return self.callbacks
+        return [callback for callback in self.callbacks if not getattr(callback, "writes_files", False)]
 
     # -- one epoch ----------------------------------------------------------------------------
     def _run_epoch(self, epoch: int, batches: Iterable, n_samples: int, validation) -> dict:
-        model = self.model
+        model, distributed = self.model, self.distributed
         model.optimizer.set_epoch(epoch)
-        for callback in self.callbacks:
-            callback.on_epoch_begin(epoch)
+        with distributed.deferred():  # (see train_on_batches)
+            for callback in self._callbacks():
+                callback.on_epoch_begin(epoch)
         lr = float(model.optimizer.current_lr)
         started = time.perf_counter()
-        progress = EpochProgress(self.verbose, epoch, self.epochs, n_samples)
+        progress = EpochProgress(self.verbose if distributed.is_root else 0, epoch, self.epochs, n_samples)
         logs = self.train_on_batches(batches, epoch, progress)
-        at_ceiling = model.loss.diverged(logs["loss"], model.dtype, int(np.prod(model.output_shape())))
-        improving = self._last_loss is not None and logs["loss"] < 0.99 * self._last_loss
-        self._epochs_stuck = self._epochs_stuck + 1 if at_ceiling and not improving else 0
-        self._last_loss = logs["loss"]
-        if self._epochs_stuck == STUCK_EPOCHS:  # warned once per run
-            warnings.warn(
-                f"training looks diverged: for {STUCK_EPOCHS} epochs up to epoch {epoch + 1} the mean "
-                f"loss (now {logs['loss']:.4g}) has stayed near its clipping ceiling (the target's "
-                f"probability is at the floor for most samples); if the inputs are standardised, "
-                f"try a lower learning rate", TrainingStalledWarning, stacklevel=2)
+        self._warn_if_stuck(epoch, logs["loss"])
+        distributed.synchronize(model, epoch)  # running statistics from rank 0
         if validation is not None:
-            scores = model.evaluate(*validation)
+            scores = distributed.evaluate(model, *validation)
             logs |= {"val_loss": scores["loss"], "val_accuracy": scores["accuracy"]}
         logs |= {"lr": lr, "time": time.perf_counter() - started}
-        progress.close(logs, n_samples)
-        self.history.append(epoch, logs)
-        for callback in self.callbacks:
-            callback.on_epoch_end(epoch, logs)
+        with distributed.deferred():
+            progress.close(logs, n_samples)
+            self.history.append(epoch, logs)
         return logs
 
     def train_on_batches(self, batches: Iterable, epoch: int, progress=None) -> dict:
         """One optimizer step per (X_batch, Y_batch); the mean loss and accuracy over the
-        samples seen (accuracy None for regression)."""
+        samples seen (accuracy None for regression). Under a distributed strategy the
+        gradients, loss and accuracy are those of the global batch."""
         model = self.model
         loss_sum, correct, counted, running = 0.0, 0.0, 0, {}
         for batch, (X_batch, Y_batch) in enumerate(batches):
-            Y_hat = model.forward(X_batch)
-            loss = model.backward(Y_batch, Y_hat)
-            check_finite_step(model, loss, epoch, batch)
-            model.update()
-            batch_accuracy = model.loss.accuracy(Y_batch, Y_hat)
-            loss_sum += loss * len(X_batch)
-            correct += (batch_accuracy or 0.0) * len(X_batch)
-            counted += len(X_batch)
-            running = {"loss": loss_sum / counted,
-                       "accuracy": correct / counted if batch_accuracy is not None else None}
-            if progress is not None:
-                progress.update(len(X_batch), running)
+            loss, batch_accuracy, n_rows = self.distributed.step(model, self._forward_backward,
+                                                                 X_batch, Y_batch)
+            # distributed: a failure of this process here stops every process at the next step
+            with self.distributed.deferred():
+                check_finite_step(model, loss, epoch, batch)
+                model.update()
+                loss_sum += loss * n_rows
+                correct += (batch_accuracy or 0.0) * n_rows
+                counted += n_rows
+                running = {"loss": loss_sum / counted,
+                           "accuracy": correct / counted if batch_accuracy is not None else None}
+                if progress is not None:
+                    progress.update(n_rows, running)
         return running
+
+    def _forward_backward(self, X_batch, Y_batch) -> tuple[float, float | None]:
+        """Forward and backward on one batch (gradients left in the layers): its loss and accuracy."""
+        Y_hat = self.model.forward(X_batch)
+        loss = self.model.backward(Y_batch, Y_hat)
+        return loss, self.model.loss.accuracy(Y_batch, Y_hat)
+
+    def _warn_if_stuck(self, epoch: int, loss: float) -> None:
+        """Warn once when the loss has stayed at its clipping ceiling, not falling, for
+        ``STUCK_EPOCHS`` epochs (a divergence that clipping keeps finite)."""
+        model = self.model
+        at_ceiling = model.loss.diverged(loss, model.dtype, int(np.prod(model.output_shape())))
+        improving = self._last_loss is not None and loss < 0.99 * self._last_loss
+        self._epochs_stuck = self._epochs_stuck + 1 if at_ceiling and not improving else 0
+        self._last_loss = loss
+        if self._epochs_stuck == STUCK_EPOCHS:  # warned once per run
+            warnings.warn(
+                f"training looks diverged: for {STUCK_EPOCHS} epochs up to epoch {epoch + 1} the mean "
+                f"loss (now {loss:.4g}) has stayed near its clipping ceiling (the target's "
+                f"probability is at the floor for most samples); if the inputs are standardised, "
+                f"try a lower learning rate", TrainingStalledWarning, stacklevel=3)
 
     # -- data ---------------------------------------------------------------------------------
     def _split(self, X, Y, fraction):
@@ -268,10 +317,12 @@ class Trainer:
         Y_val = self.model.check_targets(validation_data[1], X_val.shape[0], "validation_data[1] (Y_val)")
         return X_val, Y_val
 
-    # -- checkpoints --------------------------------------------------------------------------
-    def _save(self, completed_epochs: int) -> None:
+    # -- state and checkpoints ------------------------------------------------------------------
+    def state_dict(self, completed_epochs: int) -> dict:
+        """Everything a run needs to go on after ``completed_epochs`` epochs: the model's and
+        the optimizer's state, the history and every callback's state."""
         model = self.model
-        state = {
+        return {
             "model": model.state_dict(),
             "optimizer": model.optimizer.state_dict(),
             "trainer": {
@@ -282,7 +333,27 @@ class Trainer:
                 "callbacks": [{"type": type(c).__name__, "state": c.state_dict()} for c in self.callbacks],
             },
         }
-        serialization.save_checkpoint(self.checkpoint, model.get_config(), state, model.metadata)
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from a ``state_dict`` (the next epoch is its completed epochs)."""
+        model = self.model
+        model.load_state_dict(state["model"])
+        model.optimizer.load_state_dict(state["optimizer"])
+        trainer = state["trainer"]
+        self.history.load_state_dict(trainer["history"])
+        for entry, callback in zip(trainer.get("callbacks", []), self.callbacks):
+            if entry.get("format") == 1:  # a checkpoint of format version 1
+                callback.set_state(entry["state"])
+            else:
+                callback.load_state_dict(entry["state"])
+        self.start_epoch = int(trainer["epoch"])
+        # a run a callback ended (early stopping) stays ended: resuming trains no more
+        self.stopped_early = bool(trainer.get("stopped_early", False))
+
+    def _save(self, completed_epochs: int) -> None:
+        model = self.model
+        serialization.save_checkpoint(self.checkpoint, model.get_config(), self.state_dict(completed_epochs),
+                                      model.metadata)
 
     def _restore(self, path: Path) -> None:
         model = self.model
@@ -295,18 +366,7 @@ class Trainer:
             raise InvalidParameterError(f"{path}: the checkpoint was written with callbacks {saved_types}; "
                                         f"resume with the same callbacks, got {given}")
         try:
-            model.load_state_dict(archive.state["model"])
-            model.optimizer.load_state_dict(archive.state["optimizer"])
-            trainer = archive.state["trainer"]
-            self.history.load_state_dict(trainer["history"])
-            for entry, callback in zip(saved_callbacks, self.callbacks):
-                if entry.get("format") == 1:  # a checkpoint of format version 1
-                    callback.set_state(entry["state"])
-                else:
-                    callback.load_state_dict(entry["state"])
-            self.start_epoch = int(trainer["epoch"])
-            # a run a callback ended (early stopping) stays ended: resuming trains no more
-            self.stopped_early = bool(trainer.get("stopped_early", False))
+            self.load_state_dict(archive.state)
         except (KeyError, TypeError, ValueError) as error:
             raise FormatError(f"{path}: the checkpoint cannot be restored ({error})") from None
         model.metadata = {**archive.metadata, **model.metadata}  # what the caller set wins
