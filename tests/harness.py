@@ -37,10 +37,12 @@ float32) values the layer sees, so it measures our error against the exact resul
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 
 import numpy as np
+import pytest
 import torch
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -408,3 +410,27 @@ def assert_same_tree(before, after, what: str) -> None:
         assert np.asarray(before).shape == np.asarray(after).shape, f"{what}: shape changed"
     else:
         assert before == after, f"{what}: {before!r} -> {after!r}"
+
+
+# -- the two accumulation paths of layers.kernels ---------------------------------------------
+def _gemm_paths():
+    from neural_networks.layers import kernels
+
+    return [pytest.param(True, id="blas-accumulate",
+                         marks=pytest.mark.skipif(not kernels.blas_available(), reason="needs scipy")),
+            pytest.param(False, id="numpy-accumulate")]
+
+
+GEMM_PATHS = _gemm_paths()
+
+
+@contextlib.contextmanager
+def gemm_path(with_blas: bool):
+    """Run a block with ``kernels.matmul_accumulate`` on SciPy's GEMM (True) or NumPy (False)."""
+    from neural_networks.layers import kernels
+
+    saved, kernels.ACCUMULATE_WITH_BLAS = kernels.ACCUMULATE_WITH_BLAS, with_blas
+    try:
+        yield
+    finally:
+        kernels.ACCUMULATE_WITH_BLAS = saved

@@ -7,7 +7,6 @@ algorithm is forced on shapes where it applies (and where "shifted" must fall ba
 can and with NumPy otherwise: both ways are forced here (``GEMM_PATHS``).
 """
 
-import contextlib
 
 import numpy as np
 import pytest
@@ -16,34 +15,22 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from harness import (
+    GEMM_PATHS,
     SETTINGS,
     TORCH_ACTIVATIONS,
     arrays,
     check_layer,
     conv_weight_to_torch,
     float_dtypes,
+    gemm_path,
     make_values,
     nchw_to_nhwc,
     nhwc_to_nchw,
 )
-from neural_networks.layers import Conv2D, kernels
+from neural_networks.layers import Conv2D
 from neural_networks.models import NeuralNetwork
 
 #: how matmul_accumulate adds a product: BLAS with beta = 1 (needs SciPy), or NumPy
-GEMM_PATHS = [
-    pytest.param(True, id="blas-accumulate",
-                 marks=pytest.mark.skipif(not kernels.blas_available(), reason="needs scipy")),
-    pytest.param(False, id="numpy-accumulate"),
-]
-
-
-@contextlib.contextmanager
-def gemm_path(with_blas: bool):
-    saved, kernels.ACCUMULATE_WITH_BLAS = kernels.ACCUMULATE_WITH_BLAS, with_blas
-    try:
-        yield
-    finally:
-        kernels.ACCUMULATE_WITH_BLAS = saved
 
 CASES = [  # kernel, pad, stride, C_in, C_out
     ((3, 3), "same", 1, 9, 5),     # the benchmark's case

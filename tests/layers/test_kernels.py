@@ -1,31 +1,16 @@
 """The fast kernels (layers/kernels.py) compute their plain formulas."""
 
-import contextlib
 
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness import SETTINGS, arrays, assert_close, float_dtypes
+from harness import GEMM_PATHS, SETTINGS, arrays, assert_close, float_dtypes, gemm_path
 from neural_networks.layers import kernels
 
 
 #: how matmul_accumulate adds a product: BLAS with beta = 1 (needs SciPy), or NumPy
-GEMM_PATHS = [
-    pytest.param(True, id="blas-accumulate",
-                 marks=pytest.mark.skipif(not kernels.blas_available(), reason="needs scipy")),
-    pytest.param(False, id="numpy-accumulate"),
-]
-
-
-@contextlib.contextmanager
-def gemm_path(with_blas: bool):
-    saved, kernels.ACCUMULATE_WITH_BLAS = kernels.ACCUMULATE_WITH_BLAS, with_blas
-    try:
-        yield
-    finally:
-        kernels.ACCUMULATE_WITH_BLAS = saved
 
 
 @st.composite

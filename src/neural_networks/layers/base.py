@@ -8,7 +8,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..activations import Activation, initialize_activation
+from ..activations import Activation, activation_config, initialize_activation
 from ..errors import InvalidParameterError, NotBuiltError, ShapeError, UnknownNameError
 from ..utils.random import generator_from_state, generator_state
 from ..utils.validation import Integral, Interval, validate_params
@@ -242,6 +242,17 @@ class KernelLayer(Layer):
             for key, shape in self.parameter_shapes(input_shape).items())
         self.gradients = OrderedDict((key, np.zeros_like(value)) for key, value in self.parameters.items())
         super().build(input_shape)
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return (self.n_out,)
+
+    def get_config(self) -> dict:
+        return {
+            "type": self.type_name,
+            "n_out": self.n_out,
+            "activation": activation_config(self.activation),
+            "weight_init": self.weight_init,
+        }
 
 
 def as_pair(value, argument: str, layer: str, minimum: int = 1) -> tuple[int, int]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided, sliding_window_view
 
-from ..activations import activation_config
 from ..errors import ShapeError
 from .base import KernelLayer, as_pair, output_hw, resolve_pad, window
 from .kernels import has_accumulating_gemm, matmul_accumulate
@@ -341,15 +340,8 @@ class Conv2D(KernelLayer):
         return self._output_hw((None,) + tuple(input_shape)) + (self.n_out,)
 
     def get_config(self) -> dict:
-        return {
-            "type": self.type_name,
-            "n_out": self.n_out,
-            "kernel_shape": list(self.kernel_shape),
-            "activation": activation_config(self.activation),
-            "stride": list(self.stride),
-            "pad": list(self.pad),
-            "weight_init": self.weight_init,
-        }
+        return {**super().get_config(), "kernel_shape": list(self.kernel_shape),
+                "stride": list(self.stride), "pad": list(self.pad)}
 
     def _expected_input(self) -> str:
         return "(batch, height, width, channels)"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..activations import activation_config
 from ..errors import ShapeError
 from .base import KernelLayer
 
@@ -90,17 +89,6 @@ class FullyConnected(KernelLayer):
         self.gradients["W"] = X.T @ dZ
         self.gradients["b"] = dZ.sum(axis=0, keepdims=True)
         return dZ @ W.T if input_gradient else None
-
-    def output_shape(self, input_shape):
-        return (self.n_out,)
-
-    def get_config(self) -> dict:
-        return {
-            "type": self.type_name,
-            "n_out": self.n_out,
-            "activation": activation_config(self.activation),
-            "weight_init": self.weight_init,
-        }
 
     def _expected_input(self) -> str:
         return "(batch, features)"

@@ -38,7 +38,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ..activations import Activation, ReLU, TanH, activation_config, initialize_activation, keep_where
+from ..activations import Activation, ReLU, TanH, initialize_activation, keep_where
 from ..errors import ShapeError, UnknownNameError
 from ..utils.validation import BOOLEAN, Integral, Interval, StrOptions, validate_params
 from ..weights import initialize_weights
@@ -713,17 +713,6 @@ class Elman(KernelLayer):
             return None
         dX_steps = _input_gradient(dA, self._param("W", dA.dtype))
         return np.ascontiguousarray(dX_steps.transpose(1, 2, 0))
-
-    def output_shape(self, input_shape):
-        return (self.n_out,)
-
-    def get_config(self) -> dict:
-        return {
-            "type": self.type_name,
-            "n_out": self.n_out,
-            "activation": activation_config(self.activation),
-            "weight_init": self.weight_init,
-        }
 
     def _expected_input(self) -> str:
         return "X of shape (batch, features, time)"
