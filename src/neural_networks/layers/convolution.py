@@ -15,17 +15,16 @@ which costs less than the memory it would hold.
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided, sliding_window_view
+from numpy.lib.stride_tricks import as_strided
 
 from ..errors import ShapeError
-from .base import KernelLayer, as_pair, output_hw, resolve_pad, window
+from ..utils.windows import as_pair, extract_patches, fold_patches, output_hw, resolve_pad
+from .base import KernelLayer
 from .kernels import has_accumulating_gemm, matmul_accumulate
 
 #: with ``algorithm="auto"``, layers with at least this many input channels use
 #: "shifted" when it applies (measured on the benchmark, see benchmarks/README.md)
 SHIFTED_MIN_CHANNELS = 8
-#: below this many channels ``extract_patches`` copies per kernel offset (measured)
-FEW_CHANNELS = 8
 
 
 def pad_image(X: np.ndarray, pad) -> np.ndarray:
@@ -47,41 +46,6 @@ def padded_empty(shape, pad, dtype) -> np.ndarray:
     padded[:, ph : ph + height, :pw] = 0
     padded[:, ph : ph + height, pw + width :] = 0
     return padded
-
-
-def extract_patches(X_pad: np.ndarray, kernel_shape, stride, out_shape) -> np.ndarray:
-    """im2col: every kernel window of a padded NHWC array as one row of a matrix.
-
-    Returns ``patches`` of shape (N·H'·W', kh·kw·C), the columns ordered (kernel row,
-    kernel column, channel) to match ``W.reshape(kh·kw·C, C_out)``. Built by the faster
-    of two copies: with few channels, one block copy per kernel offset into the
-    transposed matrix (long contiguous runs along an image row); otherwise one copy of
-    a sliding-window view (contiguous runs of C values).
-    """
-    (kh, kw), (sh, sw), (out_height, out_width) = kernel_shape, stride, out_shape
-    n_samples, channels = X_pad.shape[0], X_pad.shape[3]
-    if channels < FEW_CHANNELS:
-        transposed = np.empty((kh, kw, channels, n_samples, out_height, out_width), dtype=X_pad.dtype)
-        for i, j in np.ndindex(kh, kw):
-            transposed[i, j] = window(X_pad, i, j, stride, out_shape).transpose(3, 0, 1, 2)
-        return transposed.reshape(kh * kw * channels, -1).T
-    windows = sliding_window_view(X_pad, (kh, kw), axis=(1, 2))  # (N, H', W', C, kh, kw)
-    windows = windows[:, : sh * (out_height - 1) + 1 : sh, : sw * (out_width - 1) + 1 : sw]
-    return windows.transpose(0, 1, 2, 4, 5, 3).reshape(n_samples * out_height * out_width, kh * kw * channels)
-
-
-def fold_patches(d_patches: np.ndarray, padded_shape, kernel_shape, stride) -> np.ndarray:
-    """Adjoint of ``extract_patches``: add every window's gradient back onto the padded image.
-
-    ``d_patches`` has shape (N, H', W', kh, kw, C); the result has ``padded_shape``.
-    One strided slice-add per kernel offset: overlapping windows add up.
-    """
-    kh, kw = kernel_shape
-    out_shape = d_patches.shape[1:3]
-    dX_pad = np.zeros(padded_shape, dtype=d_patches.dtype)
-    for i, j in np.ndindex(kh, kw):
-        window(dX_pad, i, j, stride, out_shape)[...] += d_patches[:, :, :, i, j, :]
-    return dX_pad
 
 
 def row_windows(A_pad: np.ndarray, width: int) -> np.ndarray:

@@ -6,7 +6,8 @@ import numpy as np
 
 from ..activations import keep_where
 from ..errors import InvalidParameterError, ShapeError, unknown_name
-from .base import Layer, as_pair, output_hw, pad_spatial, resolve_pad, window
+from ..utils.windows import as_pair, output_hw, pad_spatial, resolve_pad, window
+from .base import Layer
 
 POOL_MODES = ("max", "average")
 

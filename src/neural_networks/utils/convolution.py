@@ -1,5 +1,5 @@
 """The course's im2col helpers, for code written against them (Conv2D itself uses
-``layers.convolution.extract_patches``/``fold_patches``).
+``utils.windows.extract_patches``/``fold_patches``).
 
 Layouts follow the course: ``X`` is NHWC; ``X_col`` has one row per (channel,
 kernel row, kernel column) and one column per (output row, output column, sample),
@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..layers.base import as_pair, output_hw, pad_spatial, resolve_pad
-from ..layers.convolution import extract_patches, fold_patches
+from .windows import as_pair, extract_patches, fold_patches, output_hw, pad_spatial, resolve_pad
 
 
 def _pad_pair(pad, kernel_shape) -> tuple[int, int]:
