@@ -63,8 +63,17 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--distributed" in argv:
+        # data-parallel scaling: 1 and 2 MPI ranks against 1 process with 2 threads, and the
+        # Allreduce time per step (benchmarks/distributed.py, which takes its own options)
+        import subprocess
+        from pathlib import Path
+
+        script = Path(__file__).with_name("distributed.py")
+        return subprocess.call([sys.executable, str(script), *(a for a in argv if a != "--distributed")])
     args = parse_args(argv)
     from .run import run_all
 
-    command = " ".join(["python -m benchmarks", *(sys.argv[1:] if argv is None else argv)])
+    command = " ".join(["python -m benchmarks", *argv])
     return 0 if run_all(args, command=command) is not None else 1
