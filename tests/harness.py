@@ -434,3 +434,24 @@ def gemm_path(with_blas: bool):
         yield
     finally:
         kernels.ACCUMULATE_WITH_BLAS = saved
+
+
+# -- state trees --------------------------------------------------------------------------------
+def state_leaves(value, path="state"):
+    """(path, leaf) of every leaf of a nested dict/list state; keys must be strings."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            assert isinstance(key, str), f"{path}: key {key!r}"
+            yield from state_leaves(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from state_leaves(item, f"{path}[{index}]")
+    else:
+        yield path, value
+
+
+def assert_json_values_and_arrays(state) -> None:
+    """Every leaf of ``state`` is None, a bool, int, float or str, or a NumPy array."""
+    for path, value in state_leaves(state):
+        assert value is None or type(value) in (bool, int, float, str) or isinstance(value, np.ndarray), (
+            f"{path} is {type(value).__name__}")

@@ -10,6 +10,7 @@ import re
 import numpy as np
 import pytest
 
+from harness import assert_json_values_and_arrays
 import neural_networks as nn
 from neural_networks.callbacks import (
     Callback,
@@ -452,24 +453,6 @@ def test_early_stopping_starts_afresh_on_every_fit():
 
 
 # -- state ------------------------------------------------------------------------------------------------------
-def _leaves(value, path="state"):
-    if isinstance(value, dict):
-        for key, item in value.items():
-            assert isinstance(key, str), f"{path}: key {key!r}"
-            yield from _leaves(item, f"{path}.{key}")
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _leaves(item, f"{path}[{index}]")
-    else:
-        yield path, value
-
-
-def _assert_json_values_and_arrays(state):
-    for path, value in _leaves(state):
-        assert value is None or type(value) in (bool, int, float, str) or isinstance(value, np.ndarray), (
-            f"{path} is {type(value).__name__}")
-
-
 def test_early_stopping_state_dict_round_trips_with_its_best_weights_inline():
     X, y = toy_data(20)
     Xv, yv = toy_data(21, n=12)
@@ -477,7 +460,7 @@ def test_early_stopping_state_dict_round_trips_with_its_best_weights_inline():
     model = mlp()
     model.fit(X, y, epochs=4, batch_size=8, validation_data=(Xv, (yv + 1) % 3), verbose=0, callbacks=[stopper])
     state = stopper.state_dict()
-    _assert_json_values_and_arrays(state)
+    assert_json_values_and_arrays(state)
     assert set(state) == {"best", "best_epoch", "wait", "stopped_epoch", "best_weights"}
     assert state["best"] == stopper.best and state["wait"] == stopper.wait
     assert set(state["best_weights"]) == set(model.named_parameters())

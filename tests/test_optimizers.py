@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from neural_networks.errors import InvalidParameterError, ShapeError
+from harness import assert_json_values_and_arrays
 from neural_networks.optimizers import (
     OPTIMIZERS,
     SGD,
@@ -723,27 +724,13 @@ def test_the_v1_checkpoint_fixture_optimizer_state_loads():
     assert all(int(buffers["step"]) == saved["iterations"] for buffers in opt.state.values())
 
 
-def _leaves(value, path="state"):
-    if isinstance(value, dict):
-        for key, item in value.items():
-            assert isinstance(key, str), f"{path}: key {key!r}"
-            yield from _leaves(item, f"{path}.{key}")
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _leaves(item, f"{path}[{index}]")
-    else:
-        yield path, value
-
-
 @pytest.mark.parametrize("template", PROTOCOL_CASES + [Adam(lr=0.1, lr_scheduler=Cosine(T_max=4))], ids=repr)
 def test_state_dict_holds_only_json_values_and_arrays(template):
     opt = fresh(template)
     params, grads = make_problem(7, steps=3)
     for grad in grads:
         opt.step(params, grad)
-    for path, value in _leaves(opt.state_dict()):
-        assert value is None or type(value) in (bool, int, float, str) or isinstance(value, np.ndarray), (
-            f"{path} is {type(value).__name__}")
+    assert_json_values_and_arrays(opt.state_dict())
     snapshot = opt.state_dict()
     json.dumps({k: v for k, v in snapshot.items() if k != "state"})
 
