@@ -259,13 +259,7 @@ def matmul_gflops(size: int, repeats: int) -> dict:
     A = rng.standard_normal((size, size), dtype=np.float32)
     B = rng.standard_normal((size, size), dtype=np.float32)
     C = np.empty((size, size), dtype=np.float32)
-    np.matmul(A, B, out=C)
-    rates = []
-    for _ in range(repeats):
-        started = clock()
-        np.matmul(A, B, out=C)
-        rates.append(2 * size**3 / (clock() - started) / 1e9)
-    return {"size": size, "gflops": statistics.median(rates), "runs": rates}
+    return _matmul_rate(lambda: np.matmul(A, B, out=C), size, repeats)
 
 
 def torch_matmul_gflops(size: int, repeats: int) -> dict:
@@ -276,10 +270,16 @@ def torch_matmul_gflops(size: int, repeats: int) -> dict:
     A = torch.randn(size, size, generator=generator, dtype=torch.float32)
     B = torch.randn(size, size, generator=generator, dtype=torch.float32)
     C = torch.empty(size, size, dtype=torch.float32)
-    torch.mm(A, B, out=C)
+    return _matmul_rate(lambda: torch.mm(A, B, out=C), size, repeats)
+
+
+def _matmul_rate(multiply, size: int, repeats: int) -> dict:
+    """GFLOP/s of ``multiply()`` (one size × size product): one warm-up, then the median
+    over ``repeats`` timed calls."""
+    multiply()
     rates = []
     for _ in range(repeats):
         started = clock()
-        torch.mm(A, B, out=C)
+        multiply()
         rates.append(2 * size**3 / (clock() - started) / 1e9)
     return {"size": size, "gflops": statistics.median(rates), "runs": rates}
