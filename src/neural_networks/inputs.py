@@ -56,18 +56,20 @@ def check_numeric_targets(Y, n_samples: int, argument: str = "Y") -> np.ndarray:
     return Y
 
 
-def is_class_ids(Y: np.ndarray, output_shape: tuple) -> bool:
-    """Whether Y holds one class id per sample ((N,) or an (N, 1) integer column) for a
-    k-class output (N, k), k >= 2."""
-    if len(output_shape) != 2 or output_shape[1] < 2:
-        return False
+def _one_id_per_sample(Y: np.ndarray) -> bool:
+    """(N,), or an (N, 1) integer column (as pandas gives class ids)."""
     return Y.ndim == 1 or (Y.ndim == 2 and Y.shape[1] == 1 and Y.dtype.kind in "biu")
+
+
+def is_class_ids(Y: np.ndarray, output_shape: tuple) -> bool:
+    """Whether Y holds one class id per sample for a k-class output (N, k), k >= 2."""
+    return len(output_shape) == 2 and output_shape[1] >= 2 and _one_id_per_sample(Y)
 
 
 def n_outputs_from_targets(Y: np.ndarray, classification: bool, argument: str = "Y") -> int:
     """How many output units the targets ask for: k for class ids 0..k-1 (classification),
     else the size of one target row."""
-    if classification and (Y.ndim == 1 or (Y.ndim == 2 and Y.shape[1] == 1 and Y.dtype.kind in "biu")):
+    if classification and _one_id_per_sample(Y):
         n_classes = int(Y.max()) + 1 if Y.size else 1
         if n_classes > MAX_CLASSES_FROM_IDS:
             raise InvalidParameterError(f"{argument}: class ids go up to {n_classes - 1}; expected ids "
